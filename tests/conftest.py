@@ -18,7 +18,9 @@ SHARED = ROOT.parent / "shared"
 def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run `python -m bastion ARGS` in a subprocess; returns the completed process."""
 
-    def run(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, cwd: Path | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
         env.setdefault("COLUMNS", "200")

@@ -215,7 +215,8 @@ class Report(_Frozen):
     system: Annotated[dict[str, Any] | None, Field(default=None)] = None
 
     def sorted(self) -> Report:
-        return self.model_copy(update={"findings": tuple(sorted(self.findings, key=Finding.sort_key))})
+        ordered = tuple(sorted(self.findings, key=Finding.sort_key))
+        return self.model_copy(update={"findings": ordered})
 
     def worst(self) -> Severity | None:
         if not self.findings:

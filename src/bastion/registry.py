@@ -73,9 +73,7 @@ class Registry:
         ref = self._refs.get(name)
         if ref is None:
             known = ", ".join(self.names()) or "none"
-            raise PluginError(
-                f"unknown {self.capability[:-1]} {name!r}", hint=f"known: {known}"
-            )
+            raise PluginError(f"unknown {self.capability[:-1]} {name!r}", hint=f"known: {known}")
         module_name, _, attr = ref.partition(":")
         try:
             obj = getattr(importlib.import_module(module_name), attr)

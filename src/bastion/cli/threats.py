@@ -1,4 +1,4 @@
-"""`bastion threats`, `bastion catalogue`, `bastion manifest`: describe a system, derive its threats."""
+"""`bastion threats`, `catalogue`, `manifest`: describe a system, derive its threats."""
 
 from __future__ import annotations
 
