@@ -27,11 +27,15 @@ app = typer.Typer(
 _err = Console(stderr=True)
 
 
-def _register_all() -> None:
-    from bastion.cli import threats
+# One line per capability module that contributes commands.
+_COMMAND_MODULES = ("bastion.cli.threats",)
 
-    for module in (threats,):
-        module.register(app)
+
+def _register_all() -> None:
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(app)
 
 
 _register_all()
