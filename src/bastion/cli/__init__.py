@@ -42,25 +42,29 @@ _register_all()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: turn every BastionError into a one-line message and its exit code."""
+    """Entry point: turn every BastionError into a one-line message and its exit code.
+
+    Typer/click handle their own usage errors (exit 2) in standalone mode; our
+    errors propagate out of it and are printed here without a traceback.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="bastion")
     except BastionError as exc:
-        _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        _err.print("aborted")
-        sys.exit(130)
     except KeyboardInterrupt:
         _err.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive as ClickException subclasses
-        import click
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
-    sys.exit(0)
+
+@app.callback()
+def _root() -> None:
+    """Assess and defend deployed ML systems: describe → assess → mitigate → verify."""
+
+
+@app.command("version")
+def version() -> None:
+    """Print bastion's version."""
+    from bastion import __version__
+
+    typer.echo(__version__)
