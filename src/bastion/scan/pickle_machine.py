@@ -1,0 +1,379 @@
+"""A pickle virtual machine that never calls anything: the stack and memo, simulated.
+
+`pickletools` decodes opcodes; this module plays them on a model of the
+unpickler's stack and memo so that every import is resolved the way the real
+loader resolves it (STACK_GLOBAL operands fetched from the memo, memo slots
+overwritten, strings produced by calls), and every call site is seen with its
+callee and arguments. Nothing here imports, calls or constructs what the
+stream names. The simulation stops exactly where `pickle.load` would raise, and
+keeps everything decoded before that point, because a loader executes the
+prefix of a broken stream before it fails (nullifAI).
+
+Large byte strings are not read into memory: they are represented by their
+offset and length, so a multi-hundred-megabyte stream is walked in bounded
+memory and a nested pickle inside one can still be analysed in place.
+"""
+
+from __future__ import annotations
+
+import io
+import pickletools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+__all__ = [
+    "BytesRef",
+    "CallSite",
+    "Global",
+    "ImportSite",
+    "MachineResult",
+    "Obj",
+    "PickleMachine",
+    "Seq",
+]
+
+_CODE2OP: dict[str, pickletools.OpcodeInfo] = {op.code: op for op in pickletools.opcodes}
+_INLINE_LIMIT = 1 << 20  # byte strings above this stay on disk as a BytesRef
+_MAX_OPS = 5_000_000
+_LARGE_ARGS = {"bytes4", "bytes8", "bytearray8", "unicodestring4", "unicodestring8", "string4"}
+
+
+@dataclass(frozen=True)
+class BytesRef:
+    """A byte string left in the file: where it starts and how long it is."""
+
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class Global:
+    module: str
+    name: str
+    pos: int
+
+
+@dataclass
+class Obj:
+    """The result of a call the real loader would make (REDUCE, NEWOBJ, OBJ, INST)."""
+
+    callee: Any
+    args: Any
+    pos: int
+    state: Any = None
+
+
+@dataclass
+class Seq:
+    kind: str  # tuple | list | dict | set | frozenset
+    items: list[Any]
+
+
+class _Opaque:
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __repr__(self) -> str:
+        return f"<{self.what}>"
+
+
+_MARK = _Opaque("mark")
+
+
+@dataclass(frozen=True)
+class ImportSite:
+    module: str | None  # None: the operands were not constant strings
+    name: str | None
+    pos: int
+    opcode: str
+    from_memo: bool = False
+
+
+@dataclass(frozen=True)
+class CallSite:
+    callee: Any
+    args: Any
+    pos: int
+    opcode: str
+
+
+@dataclass
+class MachineResult:
+    start: int
+    end: int | None = None  # offset after STOP; None when the stream broke
+    protocol: int = 0
+    ops: int = 0
+    imports: list[ImportSite] = field(default_factory=list)
+    calls: list[CallSite] = field(default_factory=list)
+    builds_on_globals: list[tuple[Global, int]] = field(default_factory=list)
+    persistent_ids: int = 0
+    extensions: list[tuple[int, int]] = field(default_factory=list)
+    error: str | None = None
+    error_pos: int | None = None
+    skipped_bytes: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None and self.end is not None
+
+
+class _Broken(Exception):
+    def __init__(self, message: str, pos: int) -> None:
+        super().__init__(message)
+        self.pos = pos
+
+
+# Called after each BUILD so a format (joblib) can consume raw bytes that its
+# own unpickler reads from the stream right there.
+BuildHook = Callable[["PickleMachine", Obj, IO[bytes]], None]
+
+
+class PickleMachine:
+    """Plays one pickle stream from the current position of `stream` to its STOP."""
+
+    def __init__(self, stream: IO[bytes], *, build_hook: BuildHook | None = None) -> None:
+        self.stream = stream
+        self.build_hook = build_hook
+        self.stack: list[Any] = []
+        self.memo: dict[int, Any] = {}
+        self.result = MachineResult(start=stream.tell())
+
+    # -- decoding ---------------------------------------------------------------------------
+    def _read_arg(self, op: pickletools.OpcodeInfo) -> Any:
+        desc = op.arg
+        assert desc is not None
+        if desc.name in _LARGE_ARGS:
+            width = 8 if desc.name.endswith("8") else 4
+            raw = self.stream.read(width)
+            if len(raw) != width:
+                raise ValueError(f"truncated length of {op.name}")
+            length = int.from_bytes(raw, "little", signed=desc.name == "string4")
+            if length < 0:
+                raise ValueError(f"negative length in {op.name}")
+            start = self.stream.tell()
+            if length > _INLINE_LIMIT:
+                end = self.stream.seek(0, io.SEEK_END)
+                if start + length > end:
+                    raise ValueError(f"{op.name} runs past the end of the data")
+                self.stream.seek(start + length)
+                self.result.skipped_bytes += length
+                return BytesRef(start, length)
+            data = self.stream.read(length)
+            if len(data) != length:
+                raise ValueError(f"{op.name} runs past the end of the data")
+            if desc.name.startswith("unicode"):
+                return data.decode("utf-8", "surrogatepass")
+            if desc.name == "string4":
+                return data.decode("latin-1")
+            return data
+        return desc.reader(self.stream)
+
+    def run(self) -> MachineResult:
+        res = self.result
+        pos = res.start
+        try:
+            while True:
+                pos = self.stream.tell()
+                code = self.stream.read(1)
+                if not code:
+                    raise _Broken("stream ended before STOP", pos)
+                op = _CODE2OP.get(code.decode("latin-1"))
+                if op is None:
+                    raise _Broken(f"unknown opcode {code!r}", pos)
+                try:
+                    arg = None if op.arg is None else self._read_arg(op)
+                except (ValueError, UnicodeDecodeError, OverflowError) as exc:
+                    raise _Broken(f"bad argument to {op.name}: {exc}", pos) from None
+                res.ops += 1
+                if res.ops > _MAX_OPS:
+                    raise _Broken("more opcodes than the scan bound", pos)
+                if op.name == "STOP":
+                    self._pop(pos)
+                    res.end = self.stream.tell()
+                    return res
+                self._step(op.name, arg, pos)
+        except _Broken as exc:
+            res.error, res.error_pos = str(exc), exc.pos
+        return res
+
+    # -- stack helpers ----------------------------------------------------------------------
+    def _pop(self, pos: int) -> Any:
+        if not self.stack or self.stack[-1] is _MARK:
+            raise _Broken("stack underflow", pos)
+        return self.stack.pop()
+
+    def _pop_mark(self, pos: int) -> list[Any]:
+        for i in range(len(self.stack) - 1, -1, -1):
+            if self.stack[i] is _MARK:
+                items = self.stack[i + 1 :]
+                del self.stack[i:]
+                return items
+        raise _Broken("MARK expected", pos)
+
+    def _top(self, pos: int) -> Any:
+        if not self.stack or self.stack[-1] is _MARK:
+            raise _Broken("stack underflow", pos)
+        return self.stack[-1]
+
+    def _import(self, module: Any, name: Any, pos: int, opcode: str, memo: bool) -> Global:
+        if isinstance(module, str) and isinstance(name, str):
+            if not (_dotted(module) and _dotted(name)):
+                raise _Broken(f"{opcode} names no importable object ({module!r}, {name!r})", pos)
+            self.result.imports.append(ImportSite(module, name, pos, opcode, memo))
+            return Global(module, name, pos)
+        self.result.imports.append(ImportSite(None, None, pos, opcode, memo))
+        return Global("?", "?", pos)
+
+    def _call(self, callee: Any, args: Any, pos: int, opcode: str) -> Obj:
+        self.result.calls.append(CallSite(callee, args, pos, opcode))
+        return Obj(callee, args, pos)
+
+    # -- the opcodes ------------------------------------------------------------------------
+    def _step(self, name: str, arg: Any, pos: int) -> None:
+        st = self.stack
+        if name in _CONST_OPS:
+            st.append(arg)
+        elif name in ("NONE", "NEWTRUE", "NEWFALSE"):
+            st.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
+        elif name == "MARK":
+            st.append(_MARK)
+        elif name in ("EMPTY_LIST", "EMPTY_TUPLE", "EMPTY_DICT", "EMPTY_SET"):
+            st.append(Seq(name[6:].lower(), []))
+        elif name in ("LIST", "TUPLE", "FROZENSET"):
+            st.append(Seq(name.lower(), self._pop_mark(pos)))
+        elif name == "DICT":
+            items = self._pop_mark(pos)
+            st.append(Seq("dict", list(zip(items[::2], items[1::2], strict=False))))
+        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            n = int(name[-1])
+            items = [self._pop(pos) for _ in range(n)][::-1]
+            st.append(Seq("tuple", items))
+        elif name == "APPEND":
+            value = self._pop(pos)
+            self._extend(self._top(pos), [value])
+        elif name in ("APPENDS", "ADDITEMS"):
+            items = self._pop_mark(pos)
+            self._extend(self._top(pos), items)
+        elif name == "SETITEM":
+            value, key = self._pop(pos), self._pop(pos)
+            self._extend(self._top(pos), [(key, value)])
+        elif name == "SETITEMS":
+            items = self._pop_mark(pos)
+            self._extend(self._top(pos), list(zip(items[::2], items[1::2], strict=False)))
+        elif name == "POP":
+            if st and st[-1] is _MARK:
+                st.pop()
+            else:
+                self._pop(pos)
+        elif name == "POP_MARK":
+            self._pop_mark(pos)
+        elif name == "DUP":
+            st.append(self._top(pos))
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            self.memo[int(arg)] = self._top(pos)
+        elif name == "MEMOIZE":
+            self.memo[len(self.memo)] = self._top(pos)
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            if int(arg) not in self.memo:
+                raise _Broken(f"memo key {arg} missing", pos)
+            st.append(self.memo[int(arg)])
+        elif name == "PROTO":
+            self.result.protocol = int(arg)
+        elif name == "FRAME":
+            pass
+        elif name in ("GLOBAL", "INST"):
+            module, _, qual = str(arg).partition(" ")
+            g = self._import(module, qual, pos, name, False)
+            if name == "INST":
+                st.append(self._call(g, Seq("tuple", self._pop_mark(pos)), pos, name))
+            else:
+                st.append(g)
+        elif name == "STACK_GLOBAL":
+            gname, gmodule = self._pop(pos), self._pop(pos)
+            st.append(self._import(gmodule, gname, pos, name, True))
+        elif name == "REDUCE":
+            args, callee = self._pop(pos), self._pop(pos)
+            st.append(self._call(callee, args, pos, name))
+        elif name == "NEWOBJ":
+            args, cls = self._pop(pos), self._pop(pos)
+            st.append(self._call(cls, args, pos, name))
+        elif name == "NEWOBJ_EX":
+            kwargs, args, cls = self._pop(pos), self._pop(pos), self._pop(pos)
+            st.append(self._call(cls, Seq("tuple", [args, kwargs]), pos, name))
+        elif name == "OBJ":
+            items = self._pop_mark(pos)
+            if not items:
+                raise _Broken("OBJ without a class", pos)
+            st.append(self._call(items[0], Seq("tuple", items[1:]), pos, name))
+        elif name == "BUILD":
+            state = self._pop(pos)
+            target = self._top(pos)
+            if isinstance(target, Global):
+                self.result.builds_on_globals.append((target, pos))
+            elif isinstance(target, Obj):
+                target.state = state
+                if self.build_hook is not None:
+                    self.build_hook(self, target, self.stream)
+        elif name in ("PERSID", "BINPERSID"):
+            if name == "BINPERSID":
+                self._pop(pos)
+            self.result.persistent_ids += 1
+            st.append(_Opaque("persistent"))
+        elif name in ("EXT1", "EXT2", "EXT4"):
+            self.result.extensions.append((int(arg), pos))
+            st.append(Global("?ext", str(arg), pos))
+        elif name in ("NEXT_BUFFER", "READONLY_BUFFER"):
+            if name == "NEXT_BUFFER":
+                raise _Broken("out-of-band buffer without a buffer provider", pos)
+        else:  # pragma: no cover - pickletools knows no other opcode
+            raise _Broken(f"unhandled opcode {name}", pos)
+
+    @staticmethod
+    def _extend(target: Any, items: list[Any]) -> None:
+        if isinstance(target, Seq):
+            target.items.extend(items)
+
+    def skip(self, count: int) -> None:
+        """Consume raw bytes a format's own unpickler reads between opcodes."""
+        here = self.stream.tell()
+        end = self.stream.seek(0, io.SEEK_END)
+        if here + count > end:
+            raise _Broken("embedded array runs past the end of the data", here)
+        self.stream.seek(here + count)
+        self.result.skipped_bytes += count
+
+
+_CONST_OPS = frozenset(
+    [
+        "INT",
+        "BININT",
+        "BININT1",
+        "BININT2",
+        "LONG",
+        "LONG1",
+        "LONG4",
+        "STRING",
+        "BINSTRING",
+        "SHORT_BINSTRING",
+        "BINBYTES",
+        "SHORT_BINBYTES",
+        "BINBYTES8",
+        "BYTEARRAY8",
+        "UNICODE",
+        "SHORT_BINUNICODE",
+        "BINUNICODE",
+        "BINUNICODE8",
+        "FLOAT",
+        "BINFLOAT",
+    ]
+)
+
+
+def _dotted(text: str) -> bool:
+    return bool(text) and all(part.isidentifier() for part in text.split("."))
+
+
+def broken(message: str, pos: int) -> Exception:
+    """Let a build hook stop the machine the way the real loader would fail there."""
+    return _Broken(message, pos)
