@@ -325,7 +325,7 @@ LOADS_LIKE = frozenset(
     }
 )
 
-_CAMEL = re.compile(r"^_?[A-Z][a-z0-9]+[A-Za-z0-9]*$")
+_CAMEL = re.compile(r"^_?[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*$")
 _PYX = re.compile(r"^__pyx_unpickle_[A-Za-z0-9_]+$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -135,6 +135,8 @@ def scan_zip(
             )
         if kind == "pytorch" and _STORAGE.match(e.name):
             continue  # raw tensor bytes: torch reads them as storage, never unpickles them
+        if kind == "keras" and e.name.endswith(".h5") and "/" not in e.name:
+            continue  # the weights file: arrays only, Keras takes the architecture from config
         opened = _open_entry(stream, e, ctx)
         if isinstance(opened, str):
             ctx.issues.append(Issue("S208", f"member {e.name!r}: {opened}", child, "open"))

@@ -60,7 +60,7 @@ def _safetensors(head: bytes, size: int) -> bool:
     if len(head) < 9:
         return False
     (n,) = struct.unpack_from("<Q", head)
-    return 2 <= n <= size - 8 and head[8:9] == b"{"
+    return n >= 2 and head[8:9] == b"{"
 
 
 def _tar(head: bytes) -> bool:
