@@ -31,7 +31,9 @@ BUILTINS: dict[str, dict[str, str]] = {
     },
     "probes": {},
     "attacks": {},
-    "scanners": {},
+    "scanners": {
+        "models": "bastion.scan.plugin:ModelArtifactScanner",
+    },
     "policies": {},
     "stores": {},
     "detectors": {},

@@ -165,7 +165,7 @@ def scan_zip(
         if node.is_model and kind not in _MODEL_CONTAINERS:
             _exposure(ctx, kind, child, node.format)
     if kind in _MODEL_CONTAINERS:
-        return scanner._model(ctx, member, kind, stream.seek(0, io.SEEK_END))
+        return scanner._model(ctx, member, kind, stream)
     return Node(kind, False)
 
 
@@ -222,5 +222,5 @@ def scan_tar(
             if node.is_model and not legacy:
                 _exposure(ctx, "tar", child, node.format)
     if legacy:
-        return scanner._model(ctx, member, kind, stream.seek(0, io.SEEK_END))
+        return scanner._model(ctx, member, kind, stream)
     return Node(kind, False)

@@ -128,6 +128,9 @@ _TABLE = [
         mitigations=("keep-models-server-side",),
     ),
     Rule("S501", "Artifact digest differs from the pinned sha256", _SEV.HIGH, _S, cwe=("CWE-354",)),
+    Rule("S502", "Model signature does not verify", _SEV.HIGH, _S, cwe=("CWE-347",)),
+    Rule("S503", "Artifact declared in the manifest is missing", _SEV.HIGH, _C, cwe=()),
+    Rule("S504", "Model signature verified", _SEV.INFO, _N, cwe=(), mitigations=()),
 ]
 
 RULES: dict[str, Rule] = {r.id: r for r in _TABLE}

@@ -184,7 +184,7 @@ class Scanner:
                     return node
         if formats & {Format.LZ4, Format.SEVENZIP}:
             fmt_name = next(iter(formats & {Format.LZ4, Format.SEVENZIP})).value
-            self._model(ctx, member, fmt_name, size)
+            self._model(ctx, member, fmt_name, stream)
             ctx.issues.append(
                 Issue(
                     "S307", f"{fmt_name} content is not unpacked by this scanner", member, fmt_name
@@ -194,21 +194,21 @@ class Scanner:
         if Format.NPY in formats:
             issues, _ = check_npy(stream, member)
             ctx.issues.extend(issues)
-            return self._model(ctx, member, "numpy", size)
+            return self._model(ctx, member, "numpy", stream)
         if Format.SAFETENSORS in formats:
             ctx.issues.extend(check_safetensors(stream, member))
-            return self._model(ctx, member, "safetensors", size)
+            return self._model(ctx, member, "safetensors", stream)
         if Format.HDF5 in formats:
             from bastion.scan.hdf5_model import check_hdf5
 
             ctx.issues.extend(check_hdf5(stream, member))
-            return self._model(ctx, member, "hdf5", size)
+            return self._model(ctx, member, "hdf5", stream)
         if Format.ONNX in formats and size <= _MAX_ONNX:
             stream.seek(0)
             issues = check_onnx(stream.read(), member)
             if not any(i.rule == "S301" for i in issues):  # else the guess was wrong
                 ctx.issues.extend(issues)
-                return self._model(ctx, member, "onnx", size)
+                return self._model(ctx, member, "onnx", stream)
         legacy = Format.TORCH_LEGACY in formats
         is_pickle_head = legacy or Format.PICKLE in formats
         stream.seek(0)
@@ -223,11 +223,12 @@ class Scanner:
             fmt = "pytorch-legacy" if legacy else "pickle"
             if any(k.startswith("joblib.") for k in rep.allowed):
                 fmt = "joblib"
-            return self._model(ctx, member, fmt, size)
+            return self._model(ctx, member, fmt, stream)
         return Node(None, False)
 
-    def _model(self, ctx: _Context, member: str | None, fmt: str, size: int) -> Node:
-        ctx.artifacts.append(Artifact(member, fmt, size))
+    def _model(self, ctx: _Context, member: str | None, fmt: str, stream: IO[bytes]) -> Node:
+        digest = _digest(stream) if member is not None else None
+        ctx.artifacts.append(Artifact(member, fmt, _size(stream), digest))
         return Node(fmt, True)
 
     def _decompress(
