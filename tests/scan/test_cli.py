@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import findings
 from pickle_asm import ZipSpec
+
+from conftest import findings
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -46,7 +47,7 @@ def test_clean_model_exits_zero_and_reports_its_verdict(cli: Cli, tmp_path: Path
 def test_fail_on_never_and_output_file(cli: Cli, tmp_path: Path, evil_pickle: bytes) -> None:
     (tmp_path / "m.bin").write_bytes(evil_pickle)
     out_file = tmp_path / "out" / "r.json"
-    code, out, err = cli(
+    code, out, _ = cli(
         "scan", str(tmp_path), "-f", "json", "-o", str(out_file), "--fail-on", "never"
     )
     assert code == 0 and out == ""
