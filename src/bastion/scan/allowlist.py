@@ -18,6 +18,9 @@ import re
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 from dataclasses import dataclass
 from enum import StrEnum
+from importlib import resources
+
+import yaml
 
 __all__ = [
     "FRAMEWORKS",
@@ -44,286 +47,21 @@ class ImportDecision:
     reason: str = ""
 
 
-# Modules whose import (or any submodule's) hands an attacker code execution,
-# file/network access, or another deserialiser.
-_GADGET_MODULES = frozenset(
-    [
-        "os",
-        "posix",
-        "nt",
-        "posixpath",
-        "ntpath",
-        "subprocess",
-        "_posixsubprocess",
-        "runpy",
-        "importlib",
-        "imp",
-        "marshal",
-        "types",
-        "ctypes",
-        "_ctypes",
-        "pty",
-        "tty",
-        "socket",
-        "_socket",
-        "ssl",
-        "pickle",
-        "_pickle",
-        "cPickle",
-        "pickletools",
-        "dill",
-        "cloudpickle",
-        "shelve",
-        "code",
-        "codeop",
-        "profile",
-        "cProfile",
-        "_lsprof",
-        "timeit",
-        "pdb",
-        "bdb",
-        "trace",
-        "tracemalloc",
-        "sys",
-        "commands",
-        "popen2",
-        "platform",
-        "webbrowser",
-        "pip",
-        "setuptools",
-        "distutils",
-        "pkg_resources",
-        "pkgutil",
-        "zipimport",
-        "ensurepip",
-        "venv",
-        "site",
-        "multiprocessing",
-        "concurrent",
-        "asyncio",
-        "threading",
-        "_thread",
-        "signal",
-        "shutil",
-        "tempfile",
-        "io",
-        "_io",
-        "urllib",
-        "urllib2",
-        "urllib3",
-        "http",
-        "httplib",
-        "ftplib",
-        "smtplib",
-        "telnetlib",
-        "xmlrpc",
-        "requests",
-        "httpx",
-        "aiohttp",
-        "paramiko",
-        "inspect",
-        "gc",
-        "atexit",
-        "pydoc",
-        "idlelib",
-        "lib2to3",
-        "doctest",
-        "unittest",
-        "test",
-        "_pydevd_bundle",
-        "pydevd",
-        "IPython",
-        "yaml",
-        "jinja2",
-        "logging.config",
-        "tarfile",
-        "zipfile",
-        "glob",
-        "fileinput",
-        "linecache",
-        "mmap",
-        "fcntl",
-        "resource",
-        "sqlite3",
-        "dbm",
-        "numpy.testing",
-        "numpy.f2py",
-        "numpy.distutils",
-        "numpy.lib.npyio",
-        "torch.hub",
-        "torch.jit",
-        "torch.utils.cpp_extension",
-        "torch.utils.bottleneck",
-        "torch._inductor",
-        "torch.testing",
-        "torch.distributed",
-        "torch._dynamo",
-        "torch.package",
-        "joblib.parallel",
-        "sklearn.utils._testing",
-        "sklearn.datasets",
-        "sklearn.externals",
-        "keras",
-        "tensorflow",
-        "builtins.__import__",
-        "__main__.__builtins__",
-        "_operator.attrgetter",
-    ]
-)
+def _load_gadgets() -> dict[str, list[str]]:
+    text = resources.files("bastion.scan").joinpath("gadgets.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    return {key: str(value).split() for key, value in data.items()}
 
-# (module, first name segment) pairs that are gadgets even in otherwise harmless modules.
-_GADGET_NAMES = frozenset(
-    {
-        ("builtins", n)
-        for n in [
-            "eval",
-            "exec",
-            "execfile",
-            "compile",
-            "open",
-            "getattr",
-            "setattr",
-            "delattr",
-            "__import__",
-            "globals",
-            "locals",
-            "vars",
-            "input",
-            "breakpoint",
-            "help",
-            "apply",
-            "reload",
-            "file",
-            "memoryview",
-            "__build_class__",
-            "super",
-            "type",
-            "classmethod",
-            "staticmethod",
-            "property",
-            "__loader__",
-            "__spec__",
-        ]
-    }
-    | {
-        ("operator", "attrgetter"),
-        ("operator", "methodcaller"),
-        ("operator", "call"),
-        ("_operator", "attrgetter"),
-        ("_operator", "methodcaller"),
-        ("_operator", "call"),
-        ("functools", "reduce"),
-        ("functools", "partial"),
-        ("uuid", "_get_command_stdout"),
-        ("uuid", "_popen"),
-        ("numpy", "load"),
-        ("numpy", "loads"),
-        ("numpy", "fromfile"),
-        ("numpy", "save"),
-        ("numpy", "tofile"),
-        ("torch", "load"),
-        ("torch", "save"),
-        ("torch", "from_file"),
-        ("torch.storage", "_load_from_bytes"),
-        ("torch.serialization", "load"),
-        ("torch.serialization", "_load"),
-        ("joblib", "load"),
-        ("joblib", "dump"),
-        ("codecs", "open"),
-        ("_codecs", "open"),
-        ("pathlib", "Path.write_text"),
-    }
-)
 
-# Attribute names that make any dotted resolution a gadget, whatever the module.
-_GADGET_SEGMENTS = frozenset(
-    [
-        "system",
-        "popen",
-        "Popen",
-        "exec",
-        "execfile",
-        "eval",
-        "compile",
-        "__import__",
-        "getoutput",
-        "getstatusoutput",
-        "check_output",
-        "check_call",
-        "run_path",
-        "run_module",
-        "import_module",
-        "__builtins__",
-        "__globals__",
-        "__subclasses__",
-        "__getattribute__",
-        "__reduce__",
-        "__reduce_ex__",
-        "__setstate__",
-        "__code__",
-        "__dict__",
-        "__class__",
-        "__bases__",
-        "__mro__",
-        "__init_subclass__",
-        "CDLL",
-        "PyDLL",
-        "WinDLL",
-        "LoadLibrary",
-        "dlopen",
-        "FunctionType",
-        "CodeType",
-        "LambdaType",
-        "MethodType",
-        "start_new_thread",
-        "fork",
-        "forkpty",
-        "spawnl",
-        "spawnv",
-        "spawnve",
-        "spawnlp",
-        "execv",
-        "execve",
-        "execl",
-        "execlp",
-        "execvp",
-        "rmtree",
-        "unlink",
-        "remove",
-        "rmdir",
-        "chmod",
-        "chown",
-        "write_text",
-        "write_bytes",
-        "setattr",
-        "getattr",
-        "delattr",
-        "breakpoint",
-        "set_trace",
-        "loads",
-        "load",
-    ]
-)
+def _pairs(items: list[str]) -> frozenset[tuple[str, str]]:
+    return frozenset((m, n) for m, _, n in (item.partition(":") for item in items))
 
-# Calls whose argument is another serialised stream: analyse the argument as a nested pickle.
-LOADS_LIKE = frozenset(
-    {
-        ("pickle", "loads"),
-        ("pickle", "load"),
-        ("_pickle", "loads"),
-        ("_pickle", "load"),
-        ("cPickle", "loads"),
-        ("dill", "loads"),
-        ("cloudpickle", "loads"),
-        ("numpy", "loads"),
-        ("numpy", "load"),
-        ("torch", "load"),
-        ("torch.serialization", "load"),
-        ("torch.storage", "_load_from_bytes"),
-        ("joblib", "load"),
-        ("joblib.numpy_pickle", "load"),
-    }
-)
+
+_GADGETS = _load_gadgets()
+_GADGET_MODULES = frozenset(_GADGETS["modules"])
+_GADGET_NAMES = _pairs(_GADGETS["names"])
+_GADGET_SEGMENTS = frozenset(_GADGETS["segments"])
+LOADS_LIKE = _pairs(_GADGETS["loads_like"])
 
 _CAMEL = re.compile(r"^_?[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*$")
 _PYX = re.compile(r"^__pyx_unpickle_[A-Za-z0-9_]+$")
@@ -452,7 +190,7 @@ def _joblib_allowed(module: str, name: str) -> bool:
 
 
 _TORCH_REBUILD = re.compile(r"^_rebuild_[a-z0-9_]+$")
-_TORCH_STORAGE = re.compile(r"^[A-Z][A-Za-z]*Storage$")
+_TORCH_STORAGE = re.compile(r"^[A-Z][A-Za-z0-9]*Storage$")
 _TORCH_DTYPES = frozenset(
     [
         "float32",

@@ -244,8 +244,8 @@ class Scanner:
         inner, finished = inflate(stream.read, codec, ctx.budget)
         with inner:
             produced = _size(inner)
-            if not produced:
-                return None  # a look-alike header, not a compressed stream
+            if not produced and (finished or codec == "zlib"):
+                return None  # a two-byte zlib look-alike, or an empty stream
             if not finished:
                 ctx.issues.append(
                     Issue(
