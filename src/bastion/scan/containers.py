@@ -137,6 +137,11 @@ def scan_zip(
             continue  # raw tensor bytes: torch reads them as storage, never unpickles them
         if kind == "keras" and e.name.endswith(".h5") and "/" not in e.name:
             continue  # the weights file: arrays only, Keras takes the architecture from config
+        limits = ctx.budget.limits
+        if e.method and e.size > 16 << 20 and e.size > limits.max_ratio * max(e.compressed_size, 1):
+            raise LimitExceeded(
+                "ratio", f"member {e.name!r} declares {e.size} bytes from {e.compressed_size}"
+            )
         opened = _open_entry(stream, e, ctx)
         if isinstance(opened, str):
             ctx.issues.append(Issue("S208", f"member {e.name!r}: {opened}", child, "open"))

@@ -22,6 +22,7 @@ from bastion.scan.rules import Issue
 __all__ = ["PickleReport", "analyse_pickle"]
 
 _MAX_STACKED = 64
+_IN_MEMORY = 64 << 20
 _MAX_NESTED_DEPTH = 4
 _DTYPE_TEXT = re.compile(r"^[<>|=]?[a-zA-Z]{1,2}\d{0,4}$")
 _BYTESIO = {("io", "BytesIO"), ("_io", "BytesIO")}
@@ -299,4 +300,8 @@ def analyse_pickle(
     `probe=True` is for content of unknown type: it reports nothing unless the
     bytes decode as a pickle that imports or calls something.
     """
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(0)
+    if size <= _IN_MEMORY and not isinstance(stream, io.BytesIO):
+        stream = io.BytesIO(stream.read())  # opcode-at-a-time reads are cheap in memory
     return _Analysis(stream, member, frameworks, joblib=joblib, depth=0).run(probe=probe)

@@ -33,13 +33,12 @@ __all__ = [
     "Seq",
 ]
 
-_CODE2OP: dict[str, pickletools.OpcodeInfo] = {op.code: op for op in pickletools.opcodes}
 _INLINE_LIMIT = 1 << 20  # byte strings above this stay on disk as a BytesRef
 _MAX_OPS = 5_000_000
 _LARGE_ARGS = {"bytes4", "bytes8", "bytearray8", "unicodestring4", "unicodestring8", "string4"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BytesRef:
     """A byte string left in the file: where it starts and how long it is."""
 
@@ -47,14 +46,14 @@ class BytesRef:
     length: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Global:
     module: str
     name: str
     pos: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Obj:
     """The result of a call the real loader would make (REDUCE, NEWOBJ, OBJ, INST)."""
 
@@ -64,7 +63,7 @@ class Obj:
     state: Any = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Seq:
     kind: str  # tuple | list | dict | set | frozenset
     items: list[Any]
@@ -81,7 +80,7 @@ class _Opaque:
 _MARK = _Opaque("mark")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ImportSite:
     module: str | None  # None: the operands were not constant strings
     name: str | None
@@ -90,7 +89,7 @@ class ImportSite:
     from_memo: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CallSite:
     callee: Any
     args: Any
@@ -171,28 +170,54 @@ class PickleMachine:
 
     def run(self) -> MachineResult:
         res = self.result
+        read, tell = self.stream.read, self.stream.tell
+        stack, memo = self.stack, self.memo
         pos = res.start
         try:
             while True:
-                pos = self.stream.tell()
-                code = self.stream.read(1)
-                if not code:
-                    raise _Broken("stream ended before STOP", pos)
-                op = _CODE2OP.get(code.decode("latin-1"))
-                if op is None:
+                pos = tell()
+                code = read(1)
+                decoded = _DECODE.get(code)
+                if decoded is None:
+                    if not code:
+                        raise _Broken("stream ended before STOP", pos)
                     raise _Broken(f"unknown opcode {code!r}", pos)
+                name, op, reader = decoded
                 try:
-                    arg = None if op.arg is None else self._read_arg(op)
+                    if reader is not None:
+                        arg = reader(self.stream)
+                    elif op.arg is not None:
+                        arg = self._read_arg(op)
+                    else:
+                        arg = None
                 except (ValueError, UnicodeDecodeError, OverflowError) as exc:
-                    raise _Broken(f"bad argument to {op.name}: {exc}", pos) from None
+                    raise _Broken(f"bad argument to {name}: {exc}", pos) from None
                 res.ops += 1
                 if res.ops > _MAX_OPS:
                     raise _Broken("more opcodes than the scan bound", pos)
-                if op.name == "STOP":
+                # The commonest opcodes are played inline; the rest go through _step.
+                if name in _CONST_OPS:
+                    stack.append(arg)
+                elif name in _PUT_OPS:
+                    if not stack or stack[-1] is _MARK:
+                        raise _Broken("stack underflow", pos)
+                    memo[arg] = stack[-1]
+                elif name in _GET_OPS:
+                    if arg not in memo:
+                        raise _Broken(f"memo key {arg} missing", pos)
+                    stack.append(memo[arg])
+                elif name == "MARK":
+                    stack.append(_MARK)
+                elif name == "MEMOIZE":
+                    if not stack or stack[-1] is _MARK:
+                        raise _Broken("stack underflow", pos)
+                    memo[len(memo)] = stack[-1]
+                elif name == "STOP":
                     self._pop(pos)
-                    res.end = self.stream.tell()
+                    res.end = tell()
                     return res
-                self._step(op.name, arg, pos)
+                else:
+                    self._step(name, arg, pos)
         except _Broken as exc:
             res.error, res.error_pos = str(exc), exc.pos
         return res
@@ -232,12 +257,8 @@ class PickleMachine:
     # -- the opcodes ------------------------------------------------------------------------
     def _step(self, name: str, arg: Any, pos: int) -> None:
         st = self.stack
-        if name in _CONST_OPS:
-            st.append(arg)
-        elif name in ("NONE", "NEWTRUE", "NEWFALSE"):
+        if name in ("NONE", "NEWTRUE", "NEWFALSE"):
             st.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
-        elif name == "MARK":
-            st.append(_MARK)
         elif name in ("EMPTY_LIST", "EMPTY_TUPLE", "EMPTY_DICT", "EMPTY_SET"):
             st.append(Seq(name[6:].lower(), []))
         elif name in ("LIST", "TUPLE", "FROZENSET"):
@@ -270,14 +291,6 @@ class PickleMachine:
             self._pop_mark(pos)
         elif name == "DUP":
             st.append(self._top(pos))
-        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            self.memo[int(arg)] = self._top(pos)
-        elif name == "MEMOIZE":
-            self.memo[len(self.memo)] = self._top(pos)
-        elif name in ("GET", "BINGET", "LONG_BINGET"):
-            if int(arg) not in self.memo:
-                raise _Broken(f"memo key {arg} missing", pos)
-            st.append(self.memo[int(arg)])
         elif name == "PROTO":
             self.result.protocol = int(arg)
         elif name == "FRAME":
@@ -344,6 +357,8 @@ class PickleMachine:
         self.result.skipped_bytes += count
 
 
+_PUT_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_GET_OPS = frozenset({"GET", "BINGET", "LONG_BINGET"})
 _CONST_OPS = frozenset(
     [
         "INT",
@@ -368,6 +383,17 @@ _CONST_OPS = frozenset(
         "BINFLOAT",
     ]
 )
+
+
+# opcode byte -> (name, info, reader for small fixed arguments or None for sized ones)
+_DECODE: dict[bytes, tuple[str, pickletools.OpcodeInfo, Any]] = {
+    op.code.encode("latin-1"): (
+        op.name,
+        op,
+        op.arg.reader if op.arg is not None and op.arg.name not in _LARGE_ARGS else None,
+    )
+    for op in pickletools.opcodes
+}
 
 
 def _dotted(text: str) -> bool:
