@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import pickle
 import tarfile
 import zipfile
 from pathlib import Path
@@ -157,3 +158,9 @@ def test_truncated_compressed_stream_is_not_clean(tmp_path: Path) -> None:
 def test_non_model_files_produce_nothing(tmp_path: Path) -> None:
     for text in (b"import os\nos.system('x')\n", b"col1,col2\n1,2\n", b"", b"\x89PNG\r\n\x1a\n"):
         assert _scan(tmp_path, text) == (Verdict.CLEAN, set())
+
+
+def test_time_bound_stops_a_long_pickle(tmp_path: Path) -> None:
+    data = pickle.dumps(list(range(200_000)), protocol=0)
+    limits = ScanLimits(max_seconds=1e-9)
+    assert _scan(tmp_path, data, limits) == (Verdict.COULD_NOT_SCAN, {"S206"})

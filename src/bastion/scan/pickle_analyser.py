@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -54,7 +55,9 @@ class _Analysis:
         *,
         joblib: bool,
         depth: int,
+        clock: Callable[[], None] | None = None,
     ) -> None:
+        self.clock = clock
         self.stream = stream
         self.member = member
         self.frameworks = frameworks
@@ -66,7 +69,7 @@ class _Analysis:
     # -- one stream -------------------------------------------------------------------------
     def _run_one(self) -> MachineResult:
         hook = self._joblib_hook if self.joblib else None
-        return PickleMachine(self.stream, build_hook=hook).run()
+        return PickleMachine(self.stream, build_hook=hook, clock=self.clock).run()
 
     def run(self, *, probe: bool) -> PickleReport:
         rep = self.report
@@ -204,7 +207,12 @@ class _Analysis:
             return
         inner_member = f"{self.member or ''}#pickle@{pos}"
         inner = _Analysis(
-            data, inner_member, self.frameworks, joblib=False, depth=self.depth + 1
+            data,
+            inner_member,
+            self.frameworks,
+            joblib=False,
+            depth=self.depth + 1,
+            clock=self.clock,
         ).run(probe=False)
         self.report.issues.extend(inner.issues)
         self.report.complete = self.report.complete and inner.complete
@@ -241,7 +249,14 @@ class _Analysis:
             raise _Limitation("joblib array wrapper without a literal shape")
         itemsize, has_object = _dtype_size(dtype)
         if has_object:
-            nested = _Analysis(stream, self.member, self.frameworks, joblib=False, depth=self.depth)
+            nested = _Analysis(
+                stream,
+                self.member,
+                self.frameworks,
+                joblib=False,
+                depth=self.depth,
+                clock=self.clock,
+            )
             res = nested._run_one()
             nested._judge(res)
             self.report.issues.extend(nested.report.issues)
@@ -294,6 +309,7 @@ def analyse_pickle(
     frameworks: tuple[str, ...],
     joblib: bool = True,
     probe: bool = False,
+    clock: Callable[[], None] | None = None,
 ) -> PickleReport:
     """Walk every pickle stream in `stream` (seekable) and judge what a loader would run.
 
@@ -304,4 +320,5 @@ def analyse_pickle(
     stream.seek(0)
     if size <= _IN_MEMORY and not isinstance(stream, io.BytesIO):
         stream = io.BytesIO(stream.read())  # opcode-at-a-time reads are cheap in memory
-    return _Analysis(stream, member, frameworks, joblib=joblib, depth=0).run(probe=probe)
+    analysis = _Analysis(stream, member, frameworks, joblib=joblib, depth=0, clock=clock)
+    return analysis.run(probe=probe)

@@ -131,9 +131,16 @@ BuildHook = Callable[["PickleMachine", Obj, IO[bytes]], None]
 class PickleMachine:
     """Plays one pickle stream from the current position of `stream` to its STOP."""
 
-    def __init__(self, stream: IO[bytes], *, build_hook: BuildHook | None = None) -> None:
+    def __init__(
+        self,
+        stream: IO[bytes],
+        *,
+        build_hook: BuildHook | None = None,
+        clock: Callable[[], None] | None = None,
+    ) -> None:
         self.stream = stream
         self.build_hook = build_hook
+        self.clock = clock  # raises when the scan's time budget is spent
         self.stack: list[Any] = []
         self.memo: dict[int, Any] = {}
         self.result = MachineResult(start=stream.tell())
@@ -193,6 +200,8 @@ class PickleMachine:
                 except (ValueError, UnicodeDecodeError, OverflowError) as exc:
                     raise _Broken(f"bad argument to {name}: {exc}", pos) from None
                 res.ops += 1
+                if not res.ops & 0xFFFF and self.clock is not None:
+                    self.clock()
                 if res.ops > _MAX_OPS:
                     raise _Broken("more opcodes than the scan bound", pos)
                 # The commonest opcodes are played inline; the rest go through _step.

@@ -217,6 +217,7 @@ class Scanner:
             member=member,
             frameworks=_TORCH if legacy else frameworks,
             probe=probe and not is_pickle_head,
+            clock=ctx.budget.clock,
         )
         if rep.is_pickle or is_pickle_head:
             ctx.issues.extend(rep.issues)
