@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bastion.catalogue.conditions import Condition
 from bastion.findings import Severity
-from bastion.threatmodel.conditions import Condition
 
 __all__ = ["Catalogue", "Mitigation", "MitigationAdvice", "Tags", "Threat"]
 

@@ -25,7 +25,7 @@ from bastion.findings import (
 )
 from bastion.manifest import SystemManifest
 from bastion.registry import registry
-from bastion.threatmodel.conditions import evaluate, lookup
+from bastion.threatmodel.evaluation import evaluate, lookup
 from bastion.threatmodel.graph import Node, SystemGraph
 
 __all__ = ["CatalogueRules", "RulePack", "threat_model"]

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from bastion.catalogue.conditions import RELATIONS
 from bastion.manifest import (
     Boundary,
     ClientApp,
@@ -27,26 +28,6 @@ from bastion.manifest import (
 )
 
 __all__ = ["RELATIONS", "Node", "SystemGraph"]
-
-RELATIONS = (
-    "elements",
-    "inputs",
-    "outputs",
-    "upstream",
-    "downstream",
-    "decisions",
-    "models",
-    "trainers",
-    "training_sources",
-    "endpoints",
-    "bundles",
-    "monitors",
-    "registries",
-    "source",
-    "target",
-    "flows_in",
-    "flows_out",
-)
 
 
 @dataclass(frozen=True)

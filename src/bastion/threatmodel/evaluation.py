@@ -1,13 +1,4 @@
-"""A small declarative condition language for threats — data, never `eval`.
-
-A condition is one of:
-
-* ``{attr: PATH, <op>: VALUE}`` with op in eq, ne, in, not_in, gt, gte, lt, lte,
-  exists — PATH is a dotted attribute of the subject (``controls.rate_limit``,
-  ``output.kind``) or a derived one (``trust``, ``exposed``, ``crosses_boundary``);
-* ``{all: [...]}``, ``{any: [...]}``, ``{not: ...}``;
-* ``{related: RELATION, where: COND, min: 1, max: N}`` — how many elements in a
-  relation (upstream, decisions, trainers, endpoints, ...) satisfy ``where``.
+"""What threat conditions mean over a system graph.
 
 Evaluation returns the facts it looked at (attribute values, matching ids), so
 every threat finding carries the manifest evidence that triggered it.
@@ -16,85 +7,24 @@ every threat finding carries the manifest evidence that triggered it.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
 
-from bastion.threatmodel.graph import RELATIONS, Node, SystemGraph
+from bastion.catalogue.conditions import (
+    UNSET,
+    AllCond,
+    AnyCond,
+    AttrCond,
+    Condition,
+    NotCond,
+    RelatedCond,
+)
+from bastion.threatmodel.graph import Node, SystemGraph
 
-__all__ = ["Condition", "Facts", "evaluate", "lookup"]
+__all__ = ["Facts", "evaluate", "lookup"]
 
 Facts = dict[str, Any]
-_OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists")
-_MISSING = object()
-
-
-class _Cond(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class AttrCond(_Cond):
-    attr: str
-    eq: Any = _MISSING
-    ne: Any = _MISSING
-    in_: list[Any] | None = Field(default=None, alias="in")
-    not_in: list[Any] | None = None
-    gt: float | None = None
-    gte: float | None = None
-    lt: float | None = None
-    lte: float | None = None
-    exists: bool | None = None
-
-    @model_validator(mode="after")
-    def _one_op(self) -> AttrCond:
-        used = [op for op in _OPS if self._op_value(op) is not _MISSING]
-        if len(used) != 1:
-            raise ValueError(f"attr condition needs exactly one of {', '.join(_OPS)}")
-        return self
-
-    def _op_value(self, op: str) -> Any:
-        value = getattr(self, "in_" if op == "in" else op)
-        if op in ("eq", "ne"):
-            return value
-        return _MISSING if value is None else value
-
-    def op(self) -> tuple[str, Any]:
-        for name in _OPS:
-            value = self._op_value(name)
-            if value is not _MISSING:
-                return name, value
-        raise AssertionError("validated to have one op")
-
-
-class AllCond(_Cond):
-    all: list[Condition]
-
-
-class AnyCond(_Cond):
-    any: list[Condition]
-
-
-class NotCond(_Cond):
-    not_: Condition = Field(alias="not")
-
-
-class RelatedCond(_Cond):
-    related: Literal[RELATIONS]  # type: ignore[valid-type]
-    where: Condition | None = None
-    min: int | None = Field(default=None, ge=0)
-    max: int | None = Field(default=None, ge=0)
-
-    @property
-    def low(self) -> int:
-        """At least one match by default; `max` alone (e.g. `max: 0`) means "at most"."""
-        if self.min is not None:
-            return self.min
-        return 0 if self.max is not None else 1
-
-
-Condition = AttrCond | AllCond | AnyCond | NotCond | RelatedCond
-for _model in (AllCond, AnyCond, NotCond, RelatedCond):
-    _model.model_rebuild()
 
 
 def _plain(value: Any) -> Any:
@@ -134,13 +64,13 @@ def _derived(graph: SystemGraph, node: Node, name: str) -> Any:
             return derived[name]
     if name == "type":
         return node.type
-    return _MISSING
+    return UNSET
 
 
 def lookup(graph: SystemGraph, node: Node, path: str) -> Any:
     """Resolve a dotted attribute path on a node; None when absent."""
     value = _derived(graph, node, path)
-    if value is not _MISSING:
+    if value is not UNSET:
         return _plain(value)
     cur: Any = node.obj
     for part in path.split("."):
