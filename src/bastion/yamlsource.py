@@ -173,6 +173,12 @@ def _explain(root: type[BaseModel], err: Any) -> tuple[str, str | None]:
         return f"unknown key {key!r}", f"allowed keys: {allowed}" if allowed else "remove it"
     if kind == "missing":
         return f"missing required key {loc[-1]!r}", "add it"
+    if kind == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        expected = str(ctx.get("expected_tags", "")).replace("'", "")
+        near = difflib.get_close_matches(str(ctx.get("tag")), expected.split(", "), n=1)
+        hint = f"did you mean {near[0]!r}?" if near else f"use one of: {expected}"
+        return f"unknown type {ctx.get('tag')!r}", hint
     if kind == "union_tag_not_found":
         return "no 'type' given", "add 'type:' with one of the allowed types"
     return str(err["msg"]), None
@@ -189,6 +195,8 @@ def validate(
         first = errors[0]
         message, hint = _explain(model, first)
         loc = tuple(first["loc"])
+        if first["type"] == "union_tag_invalid":
+            loc = (*loc, "type")
         pos = resolve(loc, lines, data)
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         raise error(

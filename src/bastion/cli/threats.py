@@ -69,7 +69,9 @@ def catalogue_show(
     cat = load_catalogue(tuple(catalogue or ()))
     atlas = atlas_table()
     try:
-        data = cat.threat(item.upper()).model_dump(mode="json", by_alias=True, exclude_none=True)
+        threat = cat.threat(item.upper())
+        data = threat.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        data.setdefault("tags", {})
         names = [f"{t} {atlas['techniques'][t]['name']}" for t in data["tags"].get("atlas", [])]
     except KeyError:
         try:
