@@ -34,7 +34,9 @@ def test_fingerprint_ignores_wording_and_lines_but_not_identity() -> None:
     moved = _finding(
         message="other words",
         subject=Subject(
-            kind=SubjectKind.ENDPOINT, id="http://127.0.0.1:1/v2", location=Location(path="x", line=9)
+            kind=SubjectKind.ENDPOINT,
+            id="http://127.0.0.1:1/v2",
+            location=Location(path="x", line=9),
         ),
     )
     assert a.fingerprint == moved.fingerprint
@@ -69,7 +71,9 @@ def test_report_sorting_counts_and_threshold() -> None:
 def test_report_json_round_trip_with_series_and_evidence() -> None:
     report = Report(
         findings=(_finding(evidence={"queries": 120, "success_rate": 0.93, "ids": ["a", "b"]}),),
-        series=(Series(name="s", x_label="q", y_label="p", x=(1, 2), y=(0.1, 0.5), sample_size=50),),
+        series=(
+            Series(name="s", x_label="q", y_label="p", x=(1, 2), y=(0.1, 0.5), sample_size=50),
+        ),
     )
     again = Report.from_json(report.to_json())
     assert again == report
