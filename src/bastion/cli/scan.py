@@ -53,16 +53,18 @@ def scan(
     """
     from bastion.registry import registry
     from bastion.scan import ScanLimits
-    from bastion.scan.manifest_pins import expand_manifests
+    from bastion.scan.manifest_pins import Declared, expand_manifests, format_mismatches
     from bastion.scan.plugin import ArtifactScanner, ModelArtifactScanner
     from bastion.scan.results import report_of
 
     limits = _limits(max_depth, max_gib, timeout)
     assert isinstance(limits, ScanLimits)
-    targets, pin_findings = expand_manifests(paths)
+    declared: dict[str, Declared] = {}
+    targets, pin_findings = expand_manifests(paths, declared)
     findings = list(pin_findings)
     builtin = ModelArtifactScanner(limits)
     findings += builtin.scan(targets)
+    findings += format_mismatches(declared, builtin.last)
     for name in registry("scanners").names():
         if name == builtin.name:
             continue

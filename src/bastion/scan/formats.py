@@ -34,6 +34,8 @@ class Format(StrEnum):
     ONNX = "onnx"
     PICKLE = "pickle"
     TORCH_LEGACY = "torch-legacy"
+    TFLITE = "tflite"
+    GGUF = "gguf"
 
 
 # Formats that are models by themselves (zip-based models are decided by their members).
@@ -45,6 +47,8 @@ MODEL_FORMATS = frozenset(
         Format.ONNX,
         Format.PICKLE,
         Format.TORCH_LEGACY,
+        Format.TFLITE,
+        Format.GGUF,
     }
 )
 
@@ -133,6 +137,10 @@ def sniff(stream: IO[bytes]) -> set[Format]:
             found.add(fmt)
     if head[:3] == b"\x5d\x00\x00":  # lzma-alone, as joblib writes with compress="lzma"
         found.add(Format.XZ)
+    if head[4:8] == b"TFL3":  # flatbuffer file identifier
+        found.add(Format.TFLITE)
+    if head[:4] == b"GGUF":
+        found.add(Format.GGUF)
     if _zlib_header(head):
         found.add(Format.ZLIB)
     if _safetensors(head, size):

@@ -131,6 +131,9 @@ _TABLE = [
     Rule("S502", "Model signature does not verify", _SEV.HIGH, _S, cwe=("CWE-347",)),
     Rule("S503", "Artifact declared in the manifest is missing", _SEV.HIGH, _C, cwe=()),
     Rule("S504", "Model signature verified", _SEV.INFO, _N, cwe=(), mitigations=()),
+    Rule(
+        "S505", "Artifact content differs from its declared format", _SEV.HIGH, _S, cwe=("CWE-434",)
+    ),
 ]
 
 RULES: dict[str, Rule] = {r.id: r for r in _TABLE}

@@ -191,6 +191,9 @@ class Scanner:
                 )
             )
             return Node(fmt_name, True)
+        for plain in (Format.TFLITE, Format.GGUF):
+            if plain in formats:  # weights and graph only: nothing runs, but it is a model
+                return self._model(ctx, member, plain.value, stream)
         if Format.NPY in formats:
             issues, _ = check_npy(stream, member)
             ctx.issues.extend(issues)
