@@ -178,7 +178,7 @@ class PickleMachine:
     def run(self) -> MachineResult:
         res = self.result
         read, tell = self.stream.read, self.stream.tell
-        stack, memo = self.stack, self.memo
+        stack, memo, table = self.stack, self.memo, _TABLE
         pos = res.start
         try:
             while True:
@@ -226,7 +226,7 @@ class PickleMachine:
                     res.end = tell()
                     return res
                 else:
-                    self._step(name, arg, pos)
+                    table[name](self, name, arg, pos)
         except _Broken as exc:
             res.error, res.error_pos = str(exc), exc.pos
         return res
@@ -263,93 +263,114 @@ class PickleMachine:
         self.result.calls.append(CallSite(callee, args, pos, opcode))
         return Obj(callee, args, pos)
 
-    # -- the opcodes ------------------------------------------------------------------------
+    # -- the opcodes (one method per group; `_TABLE` maps each opcode name to one) ----------
+    def _const(self, name: str, arg: Any, pos: int) -> None:
+        self.stack.append(_SINGLETONS[name])
+
+    def _empty(self, name: str, arg: Any, pos: int) -> None:
+        self.stack.append(Seq(_KINDS[name], []))
+
+    def _from_mark(self, name: str, arg: Any, pos: int) -> None:
+        self.stack.append(Seq(_KINDS[name], self._pop_mark(pos)))
+
+    def _dict(self, name: str, arg: Any, pos: int) -> None:
+        items = self._pop_mark(pos)
+        self.stack.append(Seq("dict", list(zip(items[::2], items[1::2], strict=False))))
+
+    def _tuple_n(self, name: str, arg: Any, pos: int) -> None:
+        n = _TUPLE_N[name]
+        if len(self.stack) < n or _MARK in self.stack[-n:]:
+            raise _Broken("stack underflow", pos)
+        items = self.stack[-n:]
+        del self.stack[-n:]
+        self.stack.append(Seq("tuple", items))
+
+    def _append(self, name: str, arg: Any, pos: int) -> None:
+        value = self._pop(pos)
+        self._extend(self._top(pos), [value])
+
+    def _appends(self, name: str, arg: Any, pos: int) -> None:
+        items = self._pop_mark(pos)
+        self._extend(self._top(pos), items)
+
+    def _setitem(self, name: str, arg: Any, pos: int) -> None:
+        value, key = self._pop(pos), self._pop(pos)
+        self._extend(self._top(pos), [(key, value)])
+
+    def _setitems(self, name: str, arg: Any, pos: int) -> None:
+        items = self._pop_mark(pos)
+        self._extend(self._top(pos), list(zip(items[::2], items[1::2], strict=False)))
+
+    def _pop_op(self, name: str, arg: Any, pos: int) -> None:
+        if self.stack and self.stack[-1] is _MARK:
+            self.stack.pop()
+        else:
+            self._pop(pos)
+
+    def _pop_mark_op(self, name: str, arg: Any, pos: int) -> None:
+        self._pop_mark(pos)
+
+    def _dup(self, name: str, arg: Any, pos: int) -> None:
+        self.stack.append(self._top(pos))
+
+    def _proto(self, name: str, arg: Any, pos: int) -> None:
+        self.result.protocol = int(arg)
+
+    def _frame(self, name: str, arg: Any, pos: int) -> None:
+        pass
+
+    def _global(self, name: str, arg: Any, pos: int) -> None:
+        module, _, qual = str(arg).partition(" ")
+        g = self._import(module, qual, pos, name, False)
+        if name == "INST":
+            self.stack.append(self._call(g, Seq("tuple", self._pop_mark(pos)), pos, name))
+        else:
+            self.stack.append(g)
+
+    def _stack_global(self, name: str, arg: Any, pos: int) -> None:
+        gname, gmodule = self._pop(pos), self._pop(pos)
+        self.stack.append(self._import(gmodule, gname, pos, name, True))
+
+    def _reduce(self, name: str, arg: Any, pos: int) -> None:
+        args, callee = self._pop(pos), self._pop(pos)
+        self.stack.append(self._call(callee, args, pos, name))
+
+    def _newobj_ex(self, name: str, arg: Any, pos: int) -> None:
+        kwargs, args, cls = self._pop(pos), self._pop(pos), self._pop(pos)
+        self.stack.append(self._call(cls, Seq("tuple", [args, kwargs]), pos, name))
+
+    def _obj(self, name: str, arg: Any, pos: int) -> None:
+        items = self._pop_mark(pos)
+        if not items:
+            raise _Broken("OBJ without a class", pos)
+        self.stack.append(self._call(items[0], Seq("tuple", items[1:]), pos, name))
+
+    def _build(self, name: str, arg: Any, pos: int) -> None:
+        state = self._pop(pos)
+        target = self._top(pos)
+        if isinstance(target, Global):
+            self.result.builds_on_globals.append((target, pos))
+        elif isinstance(target, Obj):
+            target.state = state
+            if self.build_hook is not None:
+                self.build_hook(self, target, self.stream)
+
+    def _persid(self, name: str, arg: Any, pos: int) -> None:
+        if name == "BINPERSID":
+            self._pop(pos)
+        self.result.persistent_ids += 1
+        self.stack.append(_Opaque("persistent"))
+
+    def _ext(self, name: str, arg: Any, pos: int) -> None:
+        self.result.extensions.append((int(arg), pos))
+        self.stack.append(Global("?ext", str(arg), pos))
+
+    def _buffer(self, name: str, arg: Any, pos: int) -> None:
+        if name == "NEXT_BUFFER":
+            raise _Broken("out-of-band buffer without a buffer provider", pos)
+
     def _step(self, name: str, arg: Any, pos: int) -> None:
-        st = self.stack
-        if name in ("NONE", "NEWTRUE", "NEWFALSE"):
-            st.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
-        elif name in ("EMPTY_LIST", "EMPTY_TUPLE", "EMPTY_DICT", "EMPTY_SET"):
-            st.append(Seq(name[6:].lower(), []))
-        elif name in ("LIST", "TUPLE", "FROZENSET"):
-            st.append(Seq(name.lower(), self._pop_mark(pos)))
-        elif name == "DICT":
-            items = self._pop_mark(pos)
-            st.append(Seq("dict", list(zip(items[::2], items[1::2], strict=False))))
-        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-            n = int(name[-1])
-            items = [self._pop(pos) for _ in range(n)][::-1]
-            st.append(Seq("tuple", items))
-        elif name == "APPEND":
-            value = self._pop(pos)
-            self._extend(self._top(pos), [value])
-        elif name in ("APPENDS", "ADDITEMS"):
-            items = self._pop_mark(pos)
-            self._extend(self._top(pos), items)
-        elif name == "SETITEM":
-            value, key = self._pop(pos), self._pop(pos)
-            self._extend(self._top(pos), [(key, value)])
-        elif name == "SETITEMS":
-            items = self._pop_mark(pos)
-            self._extend(self._top(pos), list(zip(items[::2], items[1::2], strict=False)))
-        elif name == "POP":
-            if st and st[-1] is _MARK:
-                st.pop()
-            else:
-                self._pop(pos)
-        elif name == "POP_MARK":
-            self._pop_mark(pos)
-        elif name == "DUP":
-            st.append(self._top(pos))
-        elif name == "PROTO":
-            self.result.protocol = int(arg)
-        elif name == "FRAME":
-            pass
-        elif name in ("GLOBAL", "INST"):
-            module, _, qual = str(arg).partition(" ")
-            g = self._import(module, qual, pos, name, False)
-            if name == "INST":
-                st.append(self._call(g, Seq("tuple", self._pop_mark(pos)), pos, name))
-            else:
-                st.append(g)
-        elif name == "STACK_GLOBAL":
-            gname, gmodule = self._pop(pos), self._pop(pos)
-            st.append(self._import(gmodule, gname, pos, name, True))
-        elif name == "REDUCE":
-            args, callee = self._pop(pos), self._pop(pos)
-            st.append(self._call(callee, args, pos, name))
-        elif name == "NEWOBJ":
-            args, cls = self._pop(pos), self._pop(pos)
-            st.append(self._call(cls, args, pos, name))
-        elif name == "NEWOBJ_EX":
-            kwargs, args, cls = self._pop(pos), self._pop(pos), self._pop(pos)
-            st.append(self._call(cls, Seq("tuple", [args, kwargs]), pos, name))
-        elif name == "OBJ":
-            items = self._pop_mark(pos)
-            if not items:
-                raise _Broken("OBJ without a class", pos)
-            st.append(self._call(items[0], Seq("tuple", items[1:]), pos, name))
-        elif name == "BUILD":
-            state = self._pop(pos)
-            target = self._top(pos)
-            if isinstance(target, Global):
-                self.result.builds_on_globals.append((target, pos))
-            elif isinstance(target, Obj):
-                target.state = state
-                if self.build_hook is not None:
-                    self.build_hook(self, target, self.stream)
-        elif name in ("PERSID", "BINPERSID"):
-            if name == "BINPERSID":
-                self._pop(pos)
-            self.result.persistent_ids += 1
-            st.append(_Opaque("persistent"))
-        elif name in ("EXT1", "EXT2", "EXT4"):
-            self.result.extensions.append((int(arg), pos))
-            st.append(Global("?ext", str(arg), pos))
-        elif name in ("NEXT_BUFFER", "READONLY_BUFFER"):
-            if name == "NEXT_BUFFER":
-                raise _Broken("out-of-band buffer without a buffer provider", pos)
-        else:  # pragma: no cover - pickletools knows no other opcode
-            raise _Broken(f"unhandled opcode {name}", pos)
+        _TABLE[name](self, name, arg, pos)
 
     @staticmethod
     def _extend(target: Any, items: list[Any]) -> None:
@@ -394,14 +415,73 @@ _CONST_OPS = frozenset(
 )
 
 
+_SINGLETONS = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
+_KINDS = {
+    "EMPTY_LIST": "list",
+    "EMPTY_TUPLE": "tuple",
+    "EMPTY_DICT": "dict",
+    "EMPTY_SET": "set",
+    "LIST": "list",
+    "TUPLE": "tuple",
+    "FROZENSET": "frozenset",
+}
+_TUPLE_N = {"TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
+_M = PickleMachine
+_TABLE: dict[str, Callable[[PickleMachine, str, Any, int], None]] = {
+    **dict.fromkeys(("NONE", "NEWTRUE", "NEWFALSE"), _M._const),
+    **dict.fromkeys(("EMPTY_LIST", "EMPTY_TUPLE", "EMPTY_DICT", "EMPTY_SET"), _M._empty),
+    **dict.fromkeys(("LIST", "TUPLE", "FROZENSET"), _M._from_mark),
+    **dict.fromkeys(("TUPLE1", "TUPLE2", "TUPLE3"), _M._tuple_n),
+    **dict.fromkeys(("APPENDS", "ADDITEMS"), _M._appends),
+    **dict.fromkeys(("GLOBAL", "INST"), _M._global),
+    **dict.fromkeys(("REDUCE", "NEWOBJ"), _M._reduce),
+    **dict.fromkeys(("PERSID", "BINPERSID"), _M._persid),
+    **dict.fromkeys(("EXT1", "EXT2", "EXT4"), _M._ext),
+    **dict.fromkeys(("NEXT_BUFFER", "READONLY_BUFFER"), _M._buffer),
+    "DICT": _M._dict,
+    "APPEND": _M._append,
+    "SETITEM": _M._setitem,
+    "SETITEMS": _M._setitems,
+    "POP": _M._pop_op,
+    "POP_MARK": _M._pop_mark_op,
+    "DUP": _M._dup,
+    "PROTO": _M._proto,
+    "FRAME": _M._frame,
+    "STACK_GLOBAL": _M._stack_global,
+    "NEWOBJ_EX": _M._newobj_ex,
+    "OBJ": _M._obj,
+    "BUILD": _M._build,
+}
+
+
+def _uint1(f: IO[bytes]) -> int:
+    data = f.read(1)
+    if not data:
+        raise ValueError("not enough data in stream to read uint1")
+    return data[0]
+
+
+def _short_text(f: IO[bytes]) -> str:
+    n = _uint1(f)
+    data = f.read(n)
+    if len(data) != n:
+        raise ValueError(f"expected {n} bytes in a unicodestring1, only {len(data)} remain")
+    return data.decode("utf-8", "surrogatepass")
+
+
+# The hottest argument readers, equivalent to pickletools' and without its per-call checks.
+_FAST_READERS = {"uint1": _uint1, "unicodestring1": _short_text}
+
+
+def _reader(op: pickletools.OpcodeInfo) -> Any:
+    if op.arg is None or op.arg.name in _LARGE_ARGS:
+        return None
+    return _FAST_READERS.get(op.arg.name, op.arg.reader)
+
+
 # opcode byte -> (name, info, reader for small fixed arguments or None for sized ones)
 _DECODE: dict[bytes, tuple[str, pickletools.OpcodeInfo, Any]] = {
-    op.code.encode("latin-1"): (
-        op.name,
-        op,
-        op.arg.reader if op.arg is not None and op.arg.name not in _LARGE_ARGS else None,
-    )
-    for op in pickletools.opcodes
+    op.code.encode("latin-1"): (op.name, op, _reader(op)) for op in pickletools.opcodes
 }
 
 
