@@ -200,6 +200,16 @@ print(time.perf_counter() - start, usage.ru_maxrss / 1024, last, sep="\\t")
 """
 
 
+def make_joblib(path: Path, megabytes: int) -> None:
+    """A joblib file whose arrays sit between pickle opcodes, as sklearn models are stored."""
+    n = megabytes * (1 << 20) // 8 // 4
+    code = (
+        "import joblib, numpy as np; rng = np.random.default_rng(0); "
+        f"joblib.dump({{'w%d' % i: rng.random({n}) for i in range(4)}}, {str(path)!r})"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def time_child(tool: str, path: Path) -> tuple[float, float, str]:
     """Wall time and peak RSS of one tool scanning `path`, in a fresh small process."""
     code = f"P = {str(path)!r}\n" + _CHILD[tool]
@@ -243,17 +253,22 @@ def main() -> None:
             return
         big = Path(tmp) / "big_checkpoint.pt"
         how = make_checkpoint(big, args.big_mb)
-        size_mb = big.stat().st_size / (1 << 20)
+        lib = Path(tmp) / "big_model.joblib"
+        make_joblib(lib, args.big_mb)
         base = baseline_rss()
         print(
-            f"\n## {size_mb:.0f} MB checkpoint ({how}); each tool in its own process; "
-            f"python+numpy baseline {base:.0f} MB RSS\n"
+            f"\n## {args.big_mb} MB files, each tool in its own process "
+            f"(python+numpy alone: {base:.0f} MB peak RSS)\n"
         )
-        print("| tool | wall time (s) incl. start-up | peak RSS (MB) | result |")
-        print("|---|---|---|---|")
-        for tool in tallies:
-            wall, rss, result = time_child(tool, big)
-            print(f"| {tool} | {wall:.2f} | {rss:.0f} | {result[:60]} |")
+        print("| file | tool | wall time (s) incl. start-up | peak RSS (MB) | result |")
+        print("|---|---|---|---|---|")
+        for label, path in ((f"checkpoint ({how})", big), ("joblib (numpy arrays)", lib)):
+            size = path.stat().st_size / (1 << 20)
+            for tool in tallies:
+                wall, rss, result = time_child(tool, path)
+                print(
+                    f"| {size:.0f} MB {label} | {tool} | {wall:.2f} | {rss:.0f} | {result[:50]} |"
+                )
 
 
 if __name__ == "__main__":
