@@ -164,3 +164,11 @@ def test_time_bound_stops_a_long_pickle(tmp_path: Path) -> None:
     data = pickle.dumps(list(range(200_000)), protocol=0)
     limits = ScanLimits(max_seconds=1e-9)
     assert _scan(tmp_path, data, limits) == (Verdict.COULD_NOT_SCAN, {"S206"})
+
+
+def test_stray_end_record_bytes_in_array_data_do_not_make_a_zip(tmp_path: Path) -> None:
+    tail = b"PK\x05\x06" + (0).to_bytes(4, "little") + (3).to_bytes(2, "little") * 2
+    tail += (46 * 3).to_bytes(4, "little") + (1000).to_bytes(4, "little") + b"\0\0"
+    buf = io.BytesIO()
+    np.save(buf, np.frombuffer(np.random.default_rng(1).bytes(4096) + tail + b"\0" * 4, np.uint8))
+    assert _scan(tmp_path, buf.getvalue()) == (Verdict.CLEAN, set())

@@ -133,6 +133,8 @@ def read_zip(stream: IO[bytes], *, max_entries: int) -> ZipListing:
         )
     stream.seek(cd_offset + shift)
     directory = stream.read(min(cd_size, size))
+    if count and directory[:4] != _CEN:
+        raise ValueError("end record points at no central directory")  # stray signature bytes
     pos = 0
     while pos + 46 <= len(directory) and directory[pos : pos + 4] == _CEN:
         if len(out.entries) >= max_entries:
