@@ -128,3 +128,44 @@ def test_the_project_source_tree_has_no_findings(cli: Cli) -> None:
     code, out, _ = cli("scan", str(root / "src"), str(root / "tests"), "-f", "json")
     assert code == 0, [f["message"] for f in findings(out)]
     assert findings(out) == []
+
+
+def test_third_party_scanner_plugins_run_after_the_builtin(cli: Cli, tmp_path: Path) -> None:
+    from bastion.findings import Finding, Severity, Subject, SubjectKind
+    from bastion.registry import registry
+
+    class Policy:
+        name = "site-policy"
+
+        def scan(self, paths: list[Path]) -> list[Finding]:
+            return [
+                Finding(
+                    rule_id="X001",
+                    title="site policy",
+                    message=f"{len(paths)} path(s) seen",
+                    severity=Severity.LOW,
+                    analyser="scan",
+                    subject=Subject(kind=SubjectKind.FILE, id=str(p)),
+                )
+                for p in paths
+            ]
+
+    registry("scanners").register("site-policy", Policy)
+    try:
+        np.save(tmp_path / "a.npy", np.arange(3))
+        code, out, _ = cli("scan", str(tmp_path / "a.npy"), "-f", "json")
+    finally:
+        reg = registry("scanners")
+        reg._loaded.pop("site-policy", None)
+        reg._refs.pop("site-policy", None)
+    assert code == 0
+    assert {f["rule_id"] for f in findings(out)} == {"S100", "X001"}
+
+
+def test_pre_commit_hook_runs_bastion_scan() -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    (hook,) = yaml.safe_load((root / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "bastion-scan" and hook["entry"].startswith("bastion scan")
+    assert hook["language"] == "python"

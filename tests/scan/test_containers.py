@@ -172,3 +172,10 @@ def test_stray_end_record_bytes_in_array_data_do_not_make_a_zip(tmp_path: Path) 
     buf = io.BytesIO()
     np.save(buf, np.frombuffer(np.random.default_rng(1).bytes(4096) + tail + b"\0" * 4, np.uint8))
     assert _scan(tmp_path, buf.getvalue()) == (Verdict.CLEAN, set())
+
+
+def test_torch_archive_with_two_roots_is_ambiguous(tmp_path: Path) -> None:
+    benign = b"\x80\x02}q\x00."
+    data = ZipSpec().add("a/data.pkl", benign).add("b/data.pkl", benign).build()
+    verdict, rules = _scan(tmp_path, data)
+    assert verdict is Verdict.SUSPICIOUS and rules == {"S210"}

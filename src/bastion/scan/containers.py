@@ -124,6 +124,18 @@ def scan_zip(
         head = io.BufferedReader(Window(stream, 0, listing.prefix_bytes))
         scanner.scan_blob(head, _child(member, "<prefix>"), depth + 1, ctx, _ALL)
     fws = _TORCH if kind == "pytorch" else _ALL
+    roots = sorted({n.rpartition("/")[0] for n in names if n.endswith("data.pkl")})
+    if kind == "pytorch" and len(roots) > 1:
+        ctx.issues.append(
+            Issue(
+                "S210",
+                f"{len(roots)} archive roots hold a data.pkl ({', '.join(map(repr, roots))}); "
+                "torch.load takes the root of the first record, other tools another",
+                member,
+                "roots",
+                {"roots": roots},
+            )
+        )
     for e in listing.entries:
         if e.is_dir:
             continue

@@ -93,6 +93,13 @@ _TABLE = [
     Rule(
         "S209", "Archive member flags disagree with its content", _SEV.MEDIUM, _S, cwe=("CWE-436",)
     ),
+    Rule(
+        "S210",
+        "PyTorch archive has several roots; readers pick different ones",
+        _SEV.MEDIUM,
+        _S,
+        cwe=("CWE-436",),
+    ),
     Rule("S301", "Model file is corrupt or truncated", _SEV.HIGH, _C),
     Rule("S302", "Safetensors header is invalid", _SEV.MEDIUM, _S, cwe=("CWE-20",)),
     Rule(
