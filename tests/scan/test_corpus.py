@@ -51,3 +51,33 @@ def test_scanning_never_runs_a_payload(corpus: Corpus, verdicts: object) -> None
     assert verdicts
     assert not corpus.marker.exists()
     assert not Path("PWNED").exists()
+
+
+@pytest.mark.parametrize(
+    ("sample", "rules"),
+    [
+        ("mal/cve_2025_1944.pt", {"S101", "S202"}),
+        ("mal/cve_2025_1945.pt", {"S101", "S209"}),
+        ("mal/cve_2025_10156.pt", {"S101", "S203"}),
+        ("mal/cve_2025_1889.pt", {"S101"}),
+        ("mal/duplicate_names.pt", {"S101", "S201"}),
+        ("mal/hidden_local.pt", {"S101", "S204"}),
+        ("mal/polyglot.pt", {"S101", "S207"}),
+        ("mal/nullifai_broken.pkl", {"S101", "S106"}),
+        ("mal/importlib_chain.pkl", {"S101", "S104"}),
+        ("mal/app.apk", {"S101", "S401"}),
+        ("mal/traversal.tar.gz", {"S101", "S205"}),
+        ("sus/computed_name.pkl", {"S103"}),
+        ("dos/zip_bomb.zip", {"S206"}),
+    ],
+)
+def test_bypass_classes_are_caught_for_the_right_reason(
+    verdicts: dict[str, tuple[str, str, list[str]]], sample: str, rules: set[str]
+) -> None:
+    assert rules <= set(verdicts[sample][2])
+
+
+def test_memo_confusion_resolves_the_overwritten_slot(corpus: Corpus) -> None:
+    sample = next(s for s in corpus.samples if s.name == "mal/memo_confusion.pkl")
+    keys = {i.key for i in Scanner().scan_file(sample.path).issues}
+    assert keys == {"os.system"}
