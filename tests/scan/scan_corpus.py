@@ -325,6 +325,15 @@ def _malicious_formats(c: Corpus) -> None:
         info.size = len(evil)
         tar.addfile(info, io.BytesIO(evil))
     c.add("mal/traversal.tar.gz", tbuf.getvalue(), MALICIOUS, "tar traversal + payload")
+    try:
+        import py7zr
+    except ImportError:
+        py7zr = None
+    if py7zr is not None:  # nullifAI: a PyTorch model packed with 7z
+        packed = io.BytesIO()
+        with py7zr.SevenZipFile(packed, "w") as archive:
+            archive.writestr(c.torch_zip(evil).build(), "model.pt")
+        c.add("mal/nullifai_7z.pt", packed.getvalue(), MALICIOUS, "nullifAI 7z-packed torch")
     bomb = ZipSpec().add("zeros.bin", b"\0" * (40 << 20), deflate=True).build()
     c.add("dos/zip_bomb.zip", bomb, UNSCANNABLE, "zip bomb", malicious=True)
     nested = evil

@@ -125,7 +125,7 @@ def test_gzipped_tar_with_a_model_is_a_bundle_exposure(tmp_path: Path) -> None:
     result = Scanner().scan_file(path)
     assert result.verdict is Verdict.CLEAN
     (issue,) = result.issues
-    assert issue.rule == "S401" and issue.member == "app/weights.dat"
+    assert issue.rule == "S402" and issue.member == "app/weights.dat"
     assert issue.evidence["bundle"] == "tar"
 
 
@@ -179,3 +179,26 @@ def test_torch_archive_with_two_roots_is_ambiguous(tmp_path: Path) -> None:
     data = ZipSpec().add("a/data.pkl", benign).add("b/data.pkl", benign).build()
     verdict, rules = _scan(tmp_path, data)
     assert verdict is Verdict.SUSPICIOUS and rules == {"S210"}
+
+
+def _seven_zip(tmp_path: Path, members: dict[str, bytes]) -> Path:
+    py7zr = __import__("pytest").importorskip("py7zr")
+    path = tmp_path / "packed.7z"
+    with py7zr.SevenZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(data, name)
+    return path
+
+
+def test_seven_zip_packed_model_is_opened_and_judged(tmp_path: Path) -> None:
+    """nullifAI: a PyTorch model packed with 7z to get past scanners that skip 7z."""
+    torch_zip = ZipSpec().add("archive/data.pkl", EVIL).add("archive/version", b"3").build()
+    result = Scanner().scan_file(_seven_zip(tmp_path, {"model.pt": torch_zip}))
+    assert result.verdict is Verdict.MALICIOUS
+    assert ("S101", "model.pt!/archive/data.pkl") in {(i.rule, i.member) for i in result.issues}
+
+
+def test_seven_zip_bomb_is_bounded(tmp_path: Path) -> None:
+    path = _seven_zip(tmp_path, {"zeros": b"\0" * (8 << 20)})
+    result = Scanner(ScanLimits(max_total_bytes=1 << 20)).scan_file(path)
+    assert result.verdict is Verdict.COULD_NOT_SCAN and {i.rule for i in result.issues} == {"S206"}

@@ -67,10 +67,14 @@ def bundle_kind(names: list[str]) -> str:
 _MODEL_CONTAINERS = {"pytorch", "keras", "numpy-npz", "pytorch-legacy-tar"}
 
 
+_APP_BUNDLES = {"apk", "ipa", "jar", "wheel"}
+
+
 def _exposure(ctx: _Context, kind: str, child: str, fmt: str | None) -> None:
+    """App bundles reach clients by design (S401); a plain archive only if it is shipped (S402)."""
     ctx.issues.append(
         Issue(
-            "S401",
+            "S401" if kind in _APP_BUNDLES else "S402",
             f"a {fmt or 'model'} model ships inside this {kind} bundle at {child!r}; anyone "
             "with the bundle has the weights (white-box: extraction is free, evasion is easy)",
             child,

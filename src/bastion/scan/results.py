@@ -25,7 +25,7 @@ __all__ = ["ANALYSER", "findings_of", "report_of"]
 
 ANALYSER = "scan"
 _FIRM = {"S101", "S201", "S202", "S203", "S204", "S205", "S206", "S303", "S501"}
-_OWASP = {"S401": ("ML05",)}
+_OWASP = {"S401": ("ML05",), "S402": ("ML05",)}
 
 
 def _subject(scan: FileScan, member: str | None) -> Subject:

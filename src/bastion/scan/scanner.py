@@ -182,6 +182,12 @@ class Scanner:
                 node = self._decompress(stream, member, depth, ctx, frameworks, codec)
                 if node is not None:
                     return node
+        if Format.SEVENZIP in formats:
+            from bastion.scan.seven_zip import scan_7z
+
+            seven = scan_7z(self, stream, member, depth, ctx)
+            if seven is not None:
+                return seven
         if formats & {Format.LZ4, Format.SEVENZIP}:
             fmt_name = next(iter(formats & {Format.LZ4, Format.SEVENZIP})).value
             self._model(ctx, member, fmt_name, stream)
