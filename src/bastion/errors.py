@@ -10,6 +10,7 @@
     └── OperationalError              exit 3: the world did not cooperate
         ├── TargetError               endpoint unreachable, TLS failure, unparseable answer
         │   ├── EndpointError         the endpoint answered with an error status (4xx/5xx)
+        │   ├── EndpointTimeout       the endpoint did not answer in time (a hang, for probes)
         │   └── BudgetExhausted       the query ledger's budget is spent
         └── ScanError                 an artifact could not be read at all
 
@@ -24,6 +25,7 @@ __all__ = [
     "BudgetExhausted",
     "ConfigError",
     "EndpointError",
+    "EndpointTimeout",
     "ManifestError",
     "OperationalError",
     "PluginError",
@@ -119,6 +121,10 @@ class EndpointError(TargetError):
         self.status = status
         self.retry_after = retry_after
         self.body = body
+
+
+class EndpointTimeout(TargetError):
+    """No answer within the timeout: an outage for an attack, a finding for a probe."""
 
 
 class BudgetExhausted(TargetError):

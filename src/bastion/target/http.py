@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from bastion.errors import EndpointError, TargetError, UsageError
+from bastion.errors import EndpointError, EndpointTimeout, TargetError, UsageError
 
 __all__ = ["Exchange", "HttpClient", "HttpOptions", "parse_retry_after"]
 
@@ -175,7 +175,7 @@ class HttpClient:
             response = self._client.send(request)
             body = response.read()
         except httpx.TimeoutException as exc:
-            raise TargetError(
+            raise EndpointTimeout(
                 f"{method} {url}: no answer within {timeout_s or self.options.timeout_s:g}s "
                 f"({type(exc).__name__})",
                 hint="is the endpoint overloaded? raise --timeout",

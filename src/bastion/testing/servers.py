@@ -65,7 +65,7 @@ class ServerConfig:
     ) -> ServerConfig:
         settings: dict[str, Any] = {
             "api_key": api_key,
-            "rate_limit": (30, 2.0),
+            "rate_limit": (30, 1.0),
             "output": "label",
             "strict": True,
             "leak_errors": False,
@@ -83,7 +83,7 @@ class ServerState:
 
     requests: int = 0
     inputs: int = 0
-    log: list[tuple[str, str, int]] = field(default_factory=list)
+    log: list[list[Any]] = field(default_factory=list)  # [method, path, status]
     hosts: set[str] = field(default_factory=set)
     windows: dict[str, tuple[float, int]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -124,14 +124,17 @@ class _Counter:
                 status["code"] = message["status"]
             await send(message)
 
+        host = dict(scope.get("headers") or []).get(b"host", b"").decode()
+        with self.state.lock:
+            # Counted on arrival, so a client that has its answer sees the count.
+            self.state.requests += 1
+            self.state.hosts.add(host)
+            entry = [scope["method"], scope["path"], 0]
+            self.state.log.append(entry)
         try:
             await self.app(scope, receive, spy)  # type: ignore[arg-type]
         finally:
-            host = dict(scope.get("headers") or []).get(b"host", b"").decode()
-            with self.state.lock:
-                self.state.requests += 1
-                self.state.hosts.add(host)
-                self.state.log.append((scope["method"], scope["path"], status["code"]))
+            entry[2] = status["code"]
 
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
