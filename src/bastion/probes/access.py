@@ -43,7 +43,7 @@ class AuthProbe:
                 atlas=("AML.T0040", "AML.T0024"),
                 owasp=("ML05",),
                 cwe=("CWE-306",),
-                mitigations=("authentication",),
+                mitigations=("M03",),
             )
             return
         header = session.endpoint.options.api_key_header
@@ -69,7 +69,7 @@ class AuthProbe:
                 evidence,
                 atlas=("AML.T0040",),
                 cwe=("CWE-287",),
-                mitigations=("authentication",),
+                mitigations=("M03",),
             )
 
 
@@ -167,7 +167,7 @@ class RateLimitProbe:
                 atlas=("AML.T0024.002", "AML.T0034.000", "AML.T0029"),
                 owasp=("ML05",),
                 cwe=("CWE-770",),
-                mitigations=("rate-limit",),
+                mitigations=("M04", "M06"),
             )
         elif retry_after is None:
             yield session.finding(
@@ -178,5 +178,5 @@ class RateLimitProbe:
                 Severity.LOW,
                 evidence,
                 cwe=("CWE-770",),
-                mitigations=("rate-limit",),
+                mitigations=("M04", "M06"),
             )
