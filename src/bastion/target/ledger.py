@@ -14,7 +14,8 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,6 +160,39 @@ class Ledger:
                 raise
             self._record(result, time.perf_counter() - t0)
             return result
+
+    def query_many(
+        self, batches: Sequence[npt.NDArray[Any]], concurrency: int = 4
+    ) -> list[QueryResult]:
+        """Send several batches with at most `concurrency` in flight; results in input order.
+
+        Budget and pacing hold across the workers; the first error (e.g.
+        `BudgetExhausted`) is raised after in-flight requests finish, and batches
+        not yet started are not sent.
+        """
+        if concurrency < 1:
+            raise UsageError(f"concurrency must be >= 1, got {concurrency}")
+        if concurrency == 1 or len(batches) <= 1:
+            return [self.query(b) for b in batches]
+        stop = threading.Event()
+
+        def one(batch: npt.NDArray[Any]) -> QueryResult | None:
+            if stop.is_set():
+                return None
+            try:
+                return self.query(batch)
+            except BaseException:
+                stop.set()
+                raise
+
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            futures = [pool.submit(one, b) for b in batches]
+        results: list[QueryResult] = []
+        for future in futures:
+            result = future.result()  # re-raises the first failure in order
+            if result is not None:
+                results.append(result)
+        return results
 
     # -- accounting ------------------------------------------------------------
     @property
