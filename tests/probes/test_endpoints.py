@@ -77,3 +77,19 @@ def test_manifest_endpoints_carry_mapping_model_and_declarations(tmp_path: Path)
     assert merged.declared.input_validation is True
     with pytest.raises(UsageError, match="known: scores_api, internal_api"):
         endpoints_from_manifest(load_manifest(path), only="nope")
+
+
+@pytest.mark.parametrize(
+    ("text", "allowance"),
+    [
+        ("100/minute", (100, 60.0)),
+        ("10 per 2 seconds", (10, 2.0)),
+        ("30/s", (30, 1.0)),
+        ("5", (5, 1.0)),
+        (None, None),
+    ],
+)
+def test_declared_allowance(text: str | None, allowance: tuple[int, float] | None) -> None:
+    from bastion.probes.access import declared_allowance
+
+    assert declared_allowance(text) == allowance

@@ -11,9 +11,10 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 
+from bastion.errors import UsageError
 from bastion.findings import Finding, Severity
 from bastion.probes.base import ProbeSession
-from bastion.target.ledger import parse_rate
+from bastion.target.ledger import parse_rate, parse_window
 
 __all__ = ["AuthProbe", "RateLimitProbe", "declared_allowance"]
 
@@ -74,14 +75,15 @@ class AuthProbe:
 
 
 def declared_allowance(rate_limit: str | None) -> tuple[int, float] | None:
-    """'100/minute' → (100, 60.0): how many requests one window allows."""
+    """'100/minute' → (100, 60.0): how many requests one declared window allows."""
     if not rate_limit:
         return None
-    per_second = parse_rate(rate_limit)
-    count = int(rate_limit.strip().split("/")[0].split()[0]) if "/" in rate_limit else None
-    if count is None:
-        return (max(1, round(per_second)), 1.0)
-    return (count, count / per_second)
+    try:
+        count, window = parse_window(rate_limit)
+    except UsageError:
+        per_second = parse_rate(rate_limit)  # a bare number: requests per second
+        count, window = max(1.0, per_second), 1.0
+    return int(count), window
 
 
 class RateLimitProbe:
