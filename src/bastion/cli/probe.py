@@ -99,9 +99,7 @@ def probe(
     fail_on: FailOn = "high",
 ) -> None:
     """Probe live endpoints: output exposure, auth, rate limits, input handling, leaks."""
-    from bastion import __version__
-    from bastion.findings import Report, RunInfo
-    from bastion.probes import DeclaredControls, ProbeSettings, probe_endpoint
+    from bastion.probes import DeclaredControls, Endpoint, ProbeSettings, probe_report
     from bastion.probes.endpoints import endpoints_from_manifest, make_endpoint, with_declared
     from bastion.probes.runner import load_probes
     from bastion.target import HttpOptions, JsonMapping
@@ -166,8 +164,6 @@ def probe(
         subject = url
     settings = ProbeSettings(burst=burst, attack_queries=attack_queries, request_timeout_s=timeout)
     chosen = load_probes(probes)  # unknown names fail here, before any request
-    findings = []
-    notes = []
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -176,30 +172,15 @@ def probe(
         console=_err,
         transient=True,
     ) as bar:
-        for endpoint in targets:
-            task = bar.add_task(endpoint.url, total=len(chosen))
+        tasks = {e.infer_url: bar.add_task(e.infer_url, total=len(chosen)) for e in targets}
 
-            def tick(
-                name: str, index: int, total: int, task: Any = task, at: str = endpoint.url
-            ) -> None:
-                bar.update(task, completed=index, description=f"{at} · {name}")
+        def tick(endpoint: Endpoint, name: str, index: int, total: int) -> None:
+            where = endpoint.infer_url
+            bar.update(tasks[where], completed=index, description=f"{where} · {name}")
 
-            run = probe_endpoint(endpoint, settings, progress=tick, probes=load_probes(probes))
-            findings += run.findings
-            spent = ", ".join(f"{k}={v}" for k, v in run.requests.items())
-            notes.append(f"{endpoint.url}: {sum(run.requests.values())} requests ({spent})")
-            notes += [f"{endpoint.url}: {k} stopped: {v}" for k, v in run.stopped.items()]
-    report = Report(
-        findings=tuple(findings),
-        run=RunInfo(
-            version=__version__,
-            command="probe",
-            subject=subject,
-            analysers=("probe",),
-            notes=tuple(notes),
-        ),
-        system=system,
-    ).sorted()
+        report = probe_report(
+            targets, settings, probes, progress=tick, subject=subject, system=system
+        )
     raise typer.Exit(emit(report, fmt, output, fail_on))
 
 
