@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bastion.errors import BastionError
 
@@ -31,6 +32,7 @@ _err = Console(stderr=True)
 _COMMAND_MODULES = (
     "bastion.cli.threats",
     "bastion.cli.probe",
+    "bastion.cli.audit",
 )
 
 
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="bastion")
     except BastionError as exc:
-        _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
+        _err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _err.print("interrupted")
