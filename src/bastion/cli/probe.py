@@ -42,7 +42,13 @@ def probe(
     manifest: Annotated[
         Path | None, typer.Argument(help="System manifest; probes every endpoint with a url.")
     ] = None,
-    url: Annotated[str | None, typer.Option(help="Probe this URL instead of a manifest.")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Probe this URL; with a manifest, probe its endpoint here instead "
+            "(e.g. behind a guard), keeping the element's id and declarations."
+        ),
+    ] = None,
     protocol: Annotated[
         str, typer.Option(help="oip (Open Inference Protocol v2) or json.")
     ] = "oip",
@@ -104,8 +110,8 @@ def probe(
     from bastion.probes.runner import load_probes
     from bastion.target import HttpOptions, JsonMapping
 
-    if (manifest is None) == (url is None):
-        raise UsageError("give a manifest or --url (exactly one)", hint="bastion probe --help")
+    if manifest is None and url is None:
+        raise UsageError("give a manifest, --url, or both", hint="bastion probe --help")
     if protocol not in ("oip", "json"):
         raise UsageError(f"--protocol {protocol!r}", hint="oip or json")
     options = HttpOptions(
@@ -147,6 +153,16 @@ def probe(
             for e in endpoints_from_manifest(loaded, options, endpoint_id)
         ]
         subject = loaded.system.name
+        if url is not None:
+            if len(targets) != 1:
+                ids = ", ".join(e.element_id or e.url for e in targets)
+                raise UsageError(
+                    f"--url with a manifest needs one endpoint; the manifest has: {ids}",
+                    hint="choose it with --endpoint ID",
+                )
+            (only,) = targets
+            moved = make_endpoint(url, only.protocol, only.model_name or model)
+            targets = [replace(only, url=moved.url, model_name=moved.model_name)]
         if not targets:
             raise UsageError(
                 f"{manifest}: no endpoint element has a url to probe",
