@@ -152,3 +152,26 @@ def test_manifest_endpoint_probed_at_another_url_keeps_its_identity(
     assert {f["rule_id"] for f in findings} == {"P103", "P120"}
     assert {f["subject"]["id"] for f in findings} == {"iris_api"}
     assert {f["subject"]["name"] for f in findings} == {url + "/v2/models/iris/infer"}
+
+
+def test_without_credentials_the_cli_says_what_it_could_not_measure(
+    serve: Any, run_cli: Any
+) -> None:
+    config = ServerConfig.hardened("oip")
+    with serve(config) as (url, _):
+        done = run_cli(
+            "probe",
+            "--url",
+            url + "/v2/models/iris/infer",
+            "--input-shape",
+            "4",
+            "-p",
+            "output",
+            "-p",
+            "auth",
+            "-f",
+            "json",
+        )
+    assert done.returncode == 0, done.stderr
+    assert "warning:" in done.stderr and "output inconclusive" in done.stderr
+    assert "--api-key" in done.stderr

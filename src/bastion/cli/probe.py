@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bastion.cli.output import FailOn, Format, Output, emit
@@ -197,6 +198,9 @@ def probe(
         report = probe_report(
             targets, settings, probes, progress=tick, subject=subject, system=system
         )
+    for note in report.run.notes:
+        if "inconclusive" in note or "stopped" in note:
+            _err.print(f"[yellow]warning:[/] {escape(note)}", highlight=False, markup=True)
     raise typer.Exit(emit(report, fmt, output, fail_on))
 
 

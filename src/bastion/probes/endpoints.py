@@ -88,6 +88,8 @@ def endpoints_from_manifest(
             input_validation=_flag(
                 controls.input_validation, getattr(model_controls, "input_validation", None)
             ),
+            verbose_errors=getattr(element, "verbose_errors", None),
+            exposes_metadata=getattr(element, "exposes_metadata", None),
         )
         mapping = JsonMapping()
         if element.mapping is not None:
@@ -121,6 +123,8 @@ def with_declared(endpoint: Endpoint, declared: DeclaredControls) -> Endpoint:
             declared.output_minimisation, endpoint.declared.output_minimisation
         ),
         input_validation=_flag(declared.input_validation, endpoint.declared.input_validation),
+        verbose_errors=_flag(declared.verbose_errors, endpoint.declared.verbose_errors),
+        exposes_metadata=_flag(declared.exposes_metadata, endpoint.declared.exposes_metadata),
     )
     return replace(endpoint, declared=merged)
 

@@ -11,7 +11,7 @@ from bastion.findings import Finding, Report, RunInfo
 from bastion.probes.base import BoundReached, Endpoint, Probe, ProbeSession, ProbeSettings
 from bastion.registry import registry
 
-__all__ = ["ProbeRun", "load_probes", "probe_endpoint", "probe_report"]
+__all__ = ["ProbeRun", "inconclusive", "load_probes", "probe_endpoint", "probe_report"]
 
 Progress = Callable[[str, int, int], None]  # (probe name, index, total)
 
@@ -111,6 +111,7 @@ def probe_report(
         where = endpoint.infer_url
         notes.append(f"{where}: {sum(run.requests.values())} requests ({spent})")
         notes += [f"{where}: {k} stopped: {v}" for k, v in run.stopped.items()]
+        notes += [f"{where}: {note}" for note in inconclusive(run)]
     run_info = RunInfo(
         version=__version__,
         command="probe",
@@ -119,3 +120,17 @@ def probe_report(
         notes=tuple(notes),
     )
     return Report(findings=tuple(findings), run=run_info, system=system).sorted()
+
+
+def inconclusive(run: ProbeRun) -> list[str]:
+    """Probes that could not measure (e.g. all refused with 401): silence is not safety."""
+    out = []
+    for name, seen in run.observations.items():
+        if seen.get("conclusive") is False:
+            why = seen.get("reason") or seen.get("status") or seen.get("statuses") or "no answer"
+            hint = ""
+            statuses = f"{seen.get('status')} {seen.get('statuses')}"
+            if "401" in statuses or "403" in statuses:
+                hint = "; pass credentials with --api-key"
+            out.append(f"{name} inconclusive ({why}){hint}")
+    return out
