@@ -49,7 +49,8 @@ class ServerConfig:
     model_name: str = "iris"
     api_key: str | None = None
     rate_limit: tuple[int, float] | None = None  # (requests, per seconds), per principal
-    output: Literal["label", "scores"] = "scores"
+    output: Literal["label", "top_k", "scores"] = "scores"  # top_k: JSON only
+    top_k: int = 1
     decimals: int | None = None  # None: every digit of the float
     strict: bool = False
     leak_errors: bool = True
@@ -59,6 +60,10 @@ class ServerConfig:
     bounds: tuple[float, float] = (0.0, 10.0)
     max_body_bytes: int = 256 * 1024
     max_batch: int = 256
+
+    def __post_init__(self) -> None:
+        if self.output == "top_k" and self.protocol != "json":
+            raise ValueError("output='top_k' is served by the plain JSON protocol only")
 
     @classmethod
     def vulnerable(cls, protocol: Literal["oip", "json"] = "oip", **kw: Any) -> ServerConfig:
@@ -214,10 +219,15 @@ def model_app(model: Any, config: ServerConfig, state: ServerState | None = None
                 body["id"] = f"req-{state.requests}"
                 body["parameters"] = {"inference_ms": ms, "worker": _LEAKY_HOST}
             return body
-        preds = [
+        preds: list[dict[str, Any]] = [
             {"label": lab, **({"scores": row} if scores else {})}
             for lab, row in zip(labels, proba.tolist(), strict=True)
         ]
+        if config.output == "top_k":
+            # {class: score} for the k best classes, as many JSON APIs answer.
+            best = np.argsort(-proba, axis=1)[:, : config.top_k]
+            for pred, row, cols in zip(preds, proba, best, strict=True):
+                pred["top"] = {str(int(c)): float(row[c]) for c in cols}
         body = {"predictions": preds}
         if config.extra_fields:
             body |= {"model_version": "1.4.2", "inference_ms": ms, "host": _LEAKY_HOST}
