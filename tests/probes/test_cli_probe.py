@@ -126,6 +126,8 @@ def test_usage_errors_exit_2(run_cli: Any) -> None:
     assert done.returncode == 2 and "oip or json" in done.stderr
     done = run_cli("probe", "--url", "http://127.0.0.1:9/v2/models/m/infer", "-p", "nosuch")
     assert done.returncode == 2 and "unknown probe" in done.stderr
+    done = run_cli("probe", "--url", "http://127.0.0.1:9/v2/models/m/infer", "--burst", "0")
+    assert done.returncode == 2 and "must be positive" in done.stderr
 
 
 def test_manifest_endpoint_probed_at_another_url_keeps_its_identity(

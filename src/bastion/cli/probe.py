@@ -86,6 +86,8 @@ def probe(
         list[str] | None, typer.Option("--probe", "-p", help="Run only this probe (repeatable).")
     ] = None,
     burst: Annotated[int, typer.Option(help="Requests in the rate-limit burst.")] = 40,
+    burst_seconds: Annotated[float, typer.Option(help="Longest the burst may last.")] = 5.0,
+    probe_seconds: Annotated[float, typer.Option(help="Time bound of each probe.")] = 30.0,
     attack_queries: Annotated[
         int, typer.Option(help="Attack size used to turn the observed rate into time.")
     ] = 10_000,
@@ -179,7 +181,15 @@ def probe(
             )
         ]
         subject = url
-    settings = ProbeSettings(burst=burst, attack_queries=attack_queries, request_timeout_s=timeout)
+    if burst < 1 or burst_seconds <= 0 or probe_seconds <= 0:
+        raise UsageError("--burst, --burst-seconds and --probe-seconds must be positive")
+    settings = ProbeSettings(
+        burst=burst,
+        burst_seconds=burst_seconds,
+        probe_seconds=probe_seconds,
+        attack_queries=attack_queries,
+        request_timeout_s=timeout,
+    )
     chosen = load_probes(probes)  # unknown names fail here, before any request
     with Progress(
         TextColumn("[bold]{task.description}"),
