@@ -31,6 +31,7 @@ _err = Console(stderr=True)
 # One line per capability module that contributes commands.
 _COMMAND_MODULES = (
     "bastion.cli.threats",
+    "bastion.cli.probe",
     "bastion.cli.audit",
 )
 
