@@ -9,7 +9,8 @@
     │   └── PluginError               unknown plugin name, broken entry point
     └── OperationalError              exit 3: the world did not cooperate
         ├── TargetError               endpoint unreachable, TLS failure, unparseable answer
-        │   └── BudgetExhausted       the query ledger's budget is spent
+        │   ├── BudgetExhausted       the query ledger's budget is spent
+        │   └── AccessDenied          an attack asked for output the target does not give
         └── ScanError                 an artifact could not be read at all
 
 Every error carries a message that says what went wrong, where, and how to fix
@@ -19,6 +20,7 @@ it; the CLI prints `str(error)` and never a traceback.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
     "BastionError",
     "BudgetExhausted",
     "ConfigError",
@@ -108,6 +110,10 @@ class BudgetExhausted(TargetError):
         super().__init__(message, hint="raise --budget or lower the attack's query needs")
         self.spent = spent
         self.budget = budget
+
+
+class AccessDenied(TargetError):
+    """Raised before an attack reads output (e.g. scores) that the attacker's access lacks."""
 
 
 class ScanError(OperationalError):
