@@ -97,3 +97,91 @@ def test_evasion_is_reproducible_with_a_seed(digits: dict[str, Any]) -> None:
         )
     assert np.array_equal(runs[0].spent, runs[1].spent)
     assert np.array_equal(runs[0].l2, runs[1].l2, equal_nan=True)
+
+
+def test_transfer_from_a_label_only_copy(digits: dict[str, Any]) -> None:
+    target = ScoresForbidden(digits["model"], 64)
+    idx = digits["correct"][:N_POINTS]
+    data = AttackData(space=digits["space"], x=digits["x_test"][idx], pool=digits["x_train"][:400])
+    oracle = Oracle(target)
+    result = (
+        registry("attacks")
+        .get("transfer-pgd")(eps=0.3, pool_budget=400)
+        .run(oracle, data, budget=6, seed=0)
+    )
+    assert result.total_queries == oracle.queries == target.rows
+    assert result.spent is not None
+    assert int(result.spent.sum()) + result.metrics["surrogate_queries"] == target.rows
+    assert result.metrics["success_rate"] >= 0.8, result.evidence()
+    assert to_finding(result).rule_id == "A103"
+
+
+EXTRACTION = ["extraction-natural", "extraction-random", "extraction-jacobian", "extraction-active"]
+
+
+@pytest.mark.parametrize("where", TARGETS)
+@pytest.mark.parametrize("output", [OutputKind.LABEL, OutputKind.SCORES], ids=["label", "scores"])
+@pytest.mark.parametrize("name", EXTRACTION)
+def test_extraction_fidelity_rises_with_budget(
+    digits: dict[str, Any], where: str, output: OutputKind, name: str
+) -> None:
+    model = digits["model"]
+    target = (
+        ScoresForbidden(model, 64)
+        if output is OutputKind.LABEL
+        else InProcessTarget(model, output, 64)
+    )
+    x_eval, y_eval = digits["x_test"][:200], digits["y_test"][:200]
+    data = AttackData(
+        space=digits["space"],
+        x=digits["x_train"],
+        pool=digits["x_train"],
+        x_eval=x_eval,
+        y_eval=y_eval,
+    )
+    oracle = Oracle(target, budget=200 + 400)
+    attack = registry("attacks").get(name)(checkpoints=(30, 400))
+    result = attack.run(oracle, data, budget=400, seed=0)
+    assert result.total_queries == oracle.queries == target.rows == 600
+    fid = result.series[0].y
+    assert fid[-1] > fid[0], fid
+    assert result.metrics["fidelity"] == fid[-1]
+    if name != "extraction-random":  # noise teaches little about digits, but still something
+        assert result.metrics["fidelity"] >= 0.8
+    assert to_finding(result).rule_id == "A201"
+
+
+MEMBERSHIP = [
+    ("membership-loss", {}),
+    ("membership-shadow", {"shadows": 2}),
+    ("membership-label-only", {}),
+]
+
+
+@pytest.mark.parametrize("where", TARGETS)
+@pytest.mark.parametrize(("name", "kwargs"), MEMBERSHIP, ids=[m[0] for m in MEMBERSHIP])
+def test_membership_auc_tracks_the_generalisation_gap(
+    digits: dict[str, Any],
+    membership_models: dict[str, Any],
+    where: str,
+    name: str,
+    kwargs: dict[str, Any],
+) -> None:
+    attack = registry("attacks").get(name)(**kwargs)
+    aucs = {}
+    for which in ("overfit", "nogap"):
+        model, members, nonmembers = membership_models[which]
+        target = (
+            ScoresForbidden(model, 64)
+            if attack.access is Access.LABEL
+            else InProcessTarget(model, OutputKind.SCORES, 64)
+        )
+        ax, ay = membership_models["attacker"]
+        data = AttackData(space=digits["space"], x=ax, y=ay, members=members, nonmembers=nonmembers)
+        oracle = Oracle(target)
+        result = attack.run(oracle, data, budget=10_000, seed=0)
+        assert result.total_queries == oracle.queries == target.rows
+        aucs[which] = result.metrics["auc"]
+        assert to_finding(result).rule_id == "A301"
+    assert aucs["overfit"] > 0.58, aucs
+    assert abs(aucs["nogap"] - 0.5) < 0.07, aucs

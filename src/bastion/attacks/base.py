@@ -46,8 +46,9 @@ class Norm(StrEnum):
 class AttackData:
     """The attacker's material, as flattened float rows with integer labels.
 
-    `x`/`y`: points to attack (evasion), the natural pool (extraction) or the
-    attacker's own data (shadow models). `x_eval`/`y_eval`: held-out points to
+    `x`/`y`: points to attack (evasion) or the attacker's own labelled data
+    (shadow models). `pool`: unlabelled natural inputs the attacker holds
+    (extraction queries, transfer surrogates). `x_eval`/`y_eval`: held-out points to
     measure extraction fidelity on. `members`/`nonmembers`: the candidate
     records whose membership is tested. `targets`: target classes for a
     targeted evasion (one per row of `x`), None for untargeted.
@@ -56,6 +57,7 @@ class AttackData:
     space: InputSpace
     x: FloatArray
     y: IntArray | None = None
+    pool: FloatArray | None = None
     x_eval: FloatArray | None = None
     y_eval: IntArray | None = None
     members: tuple[FloatArray, IntArray] | None = None
@@ -70,7 +72,8 @@ class AttackResult:
 
     Per-point arrays are for evasion: `queries` until success (or until the
     budget ran out), `spent` in total (their sum is `total_queries`), `l2`/`linf`
-    of the best adversarial found;
+    of the best adversarial found, `adversarials` those points themselves (the
+    clean point where none was found);
     `metrics` holds the headline numbers (success_rate, fidelity, auc, ...).
     `total_queries` is what the oracle counted for this attack.
     """
@@ -87,6 +90,7 @@ class AttackResult:
     spent: IntArray | None = None
     l2: FloatArray | None = None
     linf: FloatArray | None = None
+    adversarials: FloatArray | None = None
     series: tuple[Series, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
 

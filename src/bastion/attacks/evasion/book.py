@@ -37,6 +37,7 @@ class Book:
         norm: Norm,
         eps: float | None,
         targets: IntArray | None = None,
+        pool: FloatArray | None = None,
     ) -> None:
         self.oracle = oracle
         self.space = space
@@ -44,6 +45,7 @@ class Book:
         self.y0 = np.asarray(y0, dtype=np.int64)
         self.targets = None if targets is None else np.asarray(targets, dtype=np.int64)
         self.budget = budget
+        self.pool = pool
         self.norm = norm
         self.eps = eps
         n = self.x0.shape[0]

@@ -45,6 +45,10 @@ class EvasionAttack:
     def _attack(self, book: Book, rng: np.random.Generator) -> None:
         raise NotImplementedError
 
+    def _metrics(self) -> dict[str, float]:
+        """Attack-specific measured numbers added to the result's metrics."""
+        return {}
+
     def run(self, oracle: Oracle, data: AttackData, *, budget: int, seed: int) -> AttackResult:
         start = time.perf_counter()
         spent_before = oracle.queries
@@ -60,6 +64,7 @@ class EvasionAttack:
             norm=self.norm,
             eps=self.eps,
             targets=data.targets,
+            pool=data.pool,
         )
         rng = np.random.default_rng(seed)
         if budget > 1 and n:
@@ -89,6 +94,7 @@ class EvasionAttack:
         }
         if self.eps is not None:
             metrics["eps"] = float(self.eps)
+        metrics.update(self._metrics())
         params: dict[str, Any] = {
             "norm": self.norm.value,
             "targeted": data.targets is not None,
@@ -106,6 +112,7 @@ class EvasionAttack:
             success=found,
             queries=np.where(found, hit, book.queries).astype(np.int64),
             spent=book.queries.copy(),
+            adversarials=book.best.copy(),
             l2=l2,
             linf=linf,
             series=(series,),
