@@ -9,6 +9,8 @@
     │   └── PluginError               unknown plugin name, broken entry point
     └── OperationalError              exit 3: the world did not cooperate
         ├── TargetError               endpoint unreachable, TLS failure, unparseable answer
+        │   ├── EndpointError         the endpoint answered with an error status (4xx/5xx)
+        │   ├── EndpointTimeout       the endpoint did not answer in time (a hang, for probes)
         │   ├── BudgetExhausted       the query ledger's budget is spent
         │   └── AccessDenied          an attack asked for output the target does not give
         └── ScanError                 an artifact could not be read at all
@@ -24,6 +26,8 @@ __all__ = [
     "BastionError",
     "BudgetExhausted",
     "ConfigError",
+    "EndpointError",
+    "EndpointTimeout",
     "ManifestError",
     "OperationalError",
     "PluginError",
@@ -101,6 +105,28 @@ class OperationalError(BastionError):
 
 class TargetError(OperationalError):
     pass
+
+
+class EndpointError(TargetError):
+    """The endpoint answered, but with an error status; the ledger retries 429/503 on it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        retry_after: float | None = None,
+        body: str = "",
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.retry_after = retry_after
+        self.body = body
+
+
+class EndpointTimeout(TargetError):
+    """No answer within the timeout: an outage for an attack, a finding for a probe."""
 
 
 class BudgetExhausted(TargetError):

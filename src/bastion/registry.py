@@ -29,7 +29,16 @@ BUILTINS: dict[str, dict[str, str]] = {
         "html": "bastion.report.html:render_html",
         "sarif": "bastion.report.sarif:render_sarif",
     },
-    "probes": {},
+    "probes": {
+        "output": "bastion.probes.exposure:OutputExposureProbe",
+        "auth": "bastion.probes.access:AuthProbe",
+        "inputs": "bastion.probes.inputs:InputHandlingProbe",
+        "errors": "bastion.probes.disclosure:ErrorLeakageProbe",
+        "metadata": "bastion.probes.disclosure:MetadataProbe",
+        "determinism": "bastion.probes.determinism:DeterminismProbe",
+        "rate_limit": "bastion.probes.access:RateLimitProbe",
+        "declared": "bastion.probes.declared:DeclaredControlsProbe",
+    },
     "attacks": {
         "hopskipjump-l2": "bastion.attacks.evasion.hopskipjump:HopSkipJumpL2",
         "hopskipjump-linf": "bastion.attacks.evasion.hopskipjump:HopSkipJumpLinf",
