@@ -7,12 +7,21 @@ from typing import Any
 
 import numpy as np
 import pytest
+from attack_targets import deployments
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
 from bastion.attacks import Domain, InputSpace
+
+TARGETS = ["in-process", "http"]
+
+
+@pytest.fixture(scope="session")
+def deploy() -> Any:
+    """`deploy(where, model, output)` -> Deployed; servers stop at session end."""
+    yield from deployments()
 
 
 @pytest.fixture(scope="session", autouse=True)

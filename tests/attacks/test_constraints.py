@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from attack_targets import InProcessTarget
+from attack_targets import Counted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.neural_network import MLPClassifier
 
 from bastion.attacks import AttackData, Constraints, Domain, InputSpace, Oracle
 from bastion.registry import registry
-from bastion.target.base import OutputKind
+from bastion.target import SklearnTarget
 
 N_FEATURES = 8
 INT_FEATURES = (4, 5)  # counts in 0..10
@@ -84,7 +84,7 @@ def test_no_attack_sends_an_infeasible_row(
         domain=Domain.TABULAR,
         constraints=constraints,
     )
-    target = InProcessTarget(credit["model"], OutputKind.SCORES, N_FEATURES)
+    target = Counted(SklearnTarget(credit["model"]))
     oracle = Oracle(target, space=space)  # raises ConstraintViolation on any bad row
     data = AttackData(space=space, x=credit["x"])
     attack = registry("attacks").get(name)()

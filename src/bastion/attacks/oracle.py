@@ -1,12 +1,11 @@
 """The attacker's view of a target: exactly the access the deployed system gives.
 
-Every attack talks to the model only through an `Oracle`. It counts every
-input it sends, refuses to send past the budget (the query that would exceed it
-is never sent), refuses to read scores when the access is label-only, and
-refuses to send an input that breaks the input space's constraints. Attacks
-therefore cannot overstate what an attacker can do.
-
-Until the shared query ledger lands, this wraps any `Target` directly.
+Every attack talks to the model only through an `Oracle`, which sends through
+the shared query `Ledger` (so the counts are the ones probes and reports use).
+On top of the ledger it keeps the attack's own count and budget (the query that
+would exceed it is never sent), refuses to read scores when the access is
+label-only, and refuses to send an input that breaks the input space's
+constraints. Attacks therefore cannot overstate what an attacker can do.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import numpy.typing as npt
 from bastion.attacks.space import InputSpace
 from bastion.errors import AccessDenied, BudgetExhausted, TargetError
 from bastion.target.base import OutputKind, Target
+from bastion.target.ledger import Ledger
 
 __all__ = ["Access", "ConstraintViolation", "Oracle"]
 
@@ -44,7 +44,11 @@ class ConstraintViolation(AssertionError):
 
 
 class Oracle:
-    """Counted, budgeted, access-limited queries against one target."""
+    """Counted, budgeted, access-limited queries against one target.
+
+    `target` may already be a `Ledger` (shared with probes, with its own budget
+    and pacing); any other target is wrapped in a fresh one.
+    """
 
     def __init__(
         self,
@@ -63,7 +67,7 @@ class Oracle:
                 f"{access.value} access is not available",
                 hint="choose a label-only attack",
             )
-        self.target = target
+        self.ledger = target if isinstance(target, Ledger) else Ledger(target)
         self.info = info
         self.access = access or observed
         self.budget = budget
@@ -122,7 +126,7 @@ class Oracle:
             chunk = x[start : start + self.batch_size]
             if shape is not None and tuple(shape) != (chunk.shape[1],):
                 chunk = chunk.reshape((chunk.shape[0], *shape))
-            answer = self.target.query(chunk.astype(self.info.dtype, copy=False))
+            answer = self.ledger.query(chunk.astype(self.info.dtype, copy=False))
             if len(answer) != chunk.shape[0]:
                 raise TargetError(
                     f"target {self.info.name!r} answered {len(answer)} rows "
