@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bastion.errors import BastionError
 
@@ -28,7 +29,10 @@ _err = Console(stderr=True)
 
 
 # One line per capability module that contributes commands.
-_COMMAND_MODULES = ("bastion.cli.threats",)
+_COMMAND_MODULES = (
+    "bastion.cli.threats",
+    "bastion.cli.audit",
+)
 
 
 def _register_all() -> None:
@@ -50,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="bastion")
     except BastionError as exc:
-        _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
+        _err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _err.print("interrupted")

@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 
 __all__ = ["render_diagram"]
 
-COL_W, NODE_W, NODE_H, ROW_GAP = 190, 150, 46, 18
+COL_W, NODE_W, NODE_H, ROW_GAP = 240, 164, 46, 18
 LANE_PAD, LANE_HEAD, MARGIN = 14, 24, 20
 SEVERITY_COLOUR = {
     "critical": "#7b1fa2",
@@ -174,16 +174,19 @@ def _edge(a: _Box, b: _Box, label: str) -> str:
         drop = max(y1, y2) + 30
         d = f"M{x1},{y1} C{x1},{drop} {x2},{drop} {x2},{y2}"
     mx, my = (x1 + x2) / 2, (y1 + y2) / 2 - 4
-    text = f'<text x="{mx}" y="{my}" class="flow-label">{escape(label)}</text>' if label else ""
+    # Labels only where there is room; every flow keeps its label as a tooltip.
+    roomy = b.x - a.x >= COL_W and abs(y2 - y1) < NODE_H
+    text = f'<text x="{mx}" y="{my}" class="flow-label">{escape(label)}</text>' if roomy else ""
     return (
-        f'<g class="flow"><path d="{d}" fill="none" stroke="#455a64" stroke-width="1.4" '
+        f'<g class="flow"><title>{escape(a.label)} → {escape(b.label)}: {escape(label)}</title>'
+        f'<path d="{d}" fill="none" stroke="#455a64" stroke-width="1.4" '
         f'marker-end="url(#arrow)"/>{text}</g>'
     )
 
 
 def _node(box: _Box, worst: tuple[str, int] | None) -> str:
     rx = 22 if box.type == "actor" else 6
-    label = box.label if len(box.label) <= 22 else box.label[:21] + "…"
+    label = box.label if len(box.label) <= 21 else box.label[:20] + "…"
     out = [
         f'<g class="node node-{escape(box.type)}" id="node-{escape(box.id)}">'
         f"<title>{escape(box.label)} ({escape(box.type)})</title>"
