@@ -137,3 +137,16 @@ def test_non_json_answer_is_named() -> None:
         with pytest.raises(TargetError, match=r"non-JSON \(text/html"):
             target.query(X[:1])
         target.close()
+
+
+def test_concurrent_queries_are_counted_exactly(serve: Serve) -> None:
+    config = ServerConfig.vulnerable("oip")
+    with serve(config) as (url, app):
+        ledger = Ledger(_target(url, config), budget=25)
+        results = ledger.query_many([X[: 1 + i % 3] for i in range(12)], concurrency=4)
+        assert [len(r) for r in results] == [1 + i % 3 for i in range(12)]
+        assert app.state.bastion.inputs == ledger.queries == 24
+        with pytest.raises(BudgetExhausted):
+            ledger.query_many([X[:1], X[:1], X[:1]], concurrency=3)
+        ledger.close()
+        assert app.state.bastion.inputs == ledger.queries == 25

@@ -11,9 +11,10 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 
+from bastion.errors import UsageError
 from bastion.findings import Finding, Severity
 from bastion.probes.base import ProbeSession
-from bastion.target.ledger import parse_rate
+from bastion.target.ledger import parse_rate, parse_window
 
 __all__ = ["AuthProbe", "RateLimitProbe", "declared_allowance"]
 
@@ -43,7 +44,7 @@ class AuthProbe:
                 atlas=("AML.T0040", "AML.T0024"),
                 owasp=("ML05",),
                 cwe=("CWE-306",),
-                mitigations=("authentication",),
+                mitigations=("M03",),
             )
             return
         header = session.endpoint.options.api_key_header
@@ -69,19 +70,20 @@ class AuthProbe:
                 evidence,
                 atlas=("AML.T0040",),
                 cwe=("CWE-287",),
-                mitigations=("authentication",),
+                mitigations=("M03",),
             )
 
 
 def declared_allowance(rate_limit: str | None) -> tuple[int, float] | None:
-    """'100/minute' → (100, 60.0): how many requests one window allows."""
+    """'100/minute' → (100, 60.0): how many requests one declared window allows."""
     if not rate_limit:
         return None
-    per_second = parse_rate(rate_limit)
-    count = int(rate_limit.strip().split("/")[0].split()[0]) if "/" in rate_limit else None
-    if count is None:
-        return (max(1, round(per_second)), 1.0)
-    return (count, count / per_second)
+    try:
+        count, window = parse_window(rate_limit)
+    except UsageError:
+        per_second = parse_rate(rate_limit)  # a bare number: requests per second
+        count, window = max(1.0, per_second), 1.0
+    return int(count), window
 
 
 class RateLimitProbe:
@@ -167,7 +169,7 @@ class RateLimitProbe:
                 atlas=("AML.T0024.002", "AML.T0034.000", "AML.T0029"),
                 owasp=("ML05",),
                 cwe=("CWE-770",),
-                mitigations=("rate-limit",),
+                mitigations=("M04", "M06"),
             )
         elif retry_after is None:
             yield session.finding(
@@ -178,5 +180,5 @@ class RateLimitProbe:
                 Severity.LOW,
                 evidence,
                 cwe=("CWE-770",),
-                mitigations=("rate-limit",),
+                mitigations=("M04", "M06"),
             )

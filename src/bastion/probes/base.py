@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import numpy.typing as npt
 
-from bastion.errors import TargetError, UsageError
+from bastion.errors import UsageError
 from bastion.findings import (
     Confidence,
     Finding,
@@ -78,11 +78,17 @@ class Endpoint:
         split = urlsplit(self.url)
         return f"{split.scheme}://{split.netloc}"
 
+    @property
+    def infer_url(self) -> str:
+        if self.protocol == "oip":
+            return f"{self.url.rstrip('/')}/v2/models/{self.model_name}/infer"
+        return self.url
+
     def subject(self) -> Subject:
         return Subject(
             kind=SubjectKind.ENDPOINT,
-            id=self.element_id or self.url,
-            name=self.url,
+            id=self.element_id or self.infer_url,
+            name=self.infer_url,
             location=self.location,
         )
 
@@ -183,15 +189,13 @@ class ProbeSession:
         if self._metadata_done or not isinstance(self.dialect, OipDialect):
             return
         self._metadata_done = True
+        # Transport failures propagate: an unreachable endpoint ends the run (exit 3).
         try:
             exchange = self._send_once("GET", self.dialect.model_url)
-        except (TargetError, BoundReached):
+        except BoundReached:
             return
         if exchange.status == 200:
-            try:
-                meta = exchange.json()
-            except TargetError:
-                return
+            meta = exchange.json()
             if isinstance(meta, dict):
                 self.dialect.apply_metadata(meta)
 

@@ -15,6 +15,14 @@ from bastion.probes.base import ProbeSession
 
 __all__ = ["DeclaredControlsProbe"]
 
+# Catalogue mitigation ids: the control itself, then red-teaming the deployed system.
+_MITIGATION = {
+    "authentication": "M03",
+    "rate limit": "M04",
+    "output minimisation": "M02",
+    "input validation": "M09",
+}
+
 
 class DeclaredControlsProbe:
     name = "declared"
@@ -63,6 +71,6 @@ class DeclaredControlsProbe:
             {"control": control, "declared": declared, "observed": observed, "measured": measured},
             atlas=("AML.T0040",),
             cwe=("CWE-693",),
-            mitigations=(control.replace(" ", "-"),),
+            mitigations=(_MITIGATION[control], "M26"),
             key=control,
         )

@@ -113,6 +113,6 @@ class DeterminismProbe:
                 evidence,
                 atlas=("AML.T0043.001",),
                 owasp=("ML01",),
-                mitigations=("randomised-response",),
+                mitigations=("M18",),
                 confidence=Confidence.HIGH if mode == "scores" else Confidence.MEDIUM,
             )

@@ -85,7 +85,7 @@ class ErrorLeakageProbe:
                 },
                 atlas=("AML.T0014", "AML.T0007"),
                 cwe=("CWE-209", "CWE-497"),
-                mitigations=("error-hygiene",),
+                mitigations=("M10", "M19"),
             )
 
 
@@ -150,5 +150,5 @@ class MetadataProbe:
                 },
                 atlas=("AML.T0014", "AML.T0013", "AML.T0007"),
                 cwe=("CWE-200", "CWE-497"),
-                mitigations=("metadata-minimisation", "authentication"),
+                mitigations=("M19", "M03"),
             )

@@ -83,6 +83,10 @@ class OutputExposureProbe:
         session.prepare()
         samples = 3
         exchange = session.infer(session.valid_inputs(samples))
+        if exchange.status not in (200, 401, 403, 429):
+            # A valid request that fails means we are not talking to the model at all:
+            # stop with the server's answer rather than report "no findings".
+            exchange.raise_for_status()
         if exchange.status != 200:
             session.observe(self.name, status=exchange.status, conclusive=False)
             return
@@ -122,7 +126,7 @@ class OutputExposureProbe:
                 atlas=("AML.T0024.002", "AML.T0024.000", "AML.T0043.001", "AML.T0063"),
                 owasp=("ML04", "ML05"),
                 cwe=("CWE-200",),
-                mitigations=("output-minimisation",),
+                mitigations=("M02",),
             )
         if extra:
             yield session.finding(
@@ -134,5 +138,5 @@ class OutputExposureProbe:
                 {"extra_fields": extra, "sample_size": samples},
                 atlas=("AML.T0063", "AML.T0014"),
                 cwe=("CWE-200",),
-                mitigations=("output-minimisation",),
+                mitigations=("M02",),
             )

@@ -145,7 +145,7 @@ class InputHandlingProbe:
                 atlas=("AML.T0043", "AML.T0046"),
                 owasp=("ML01",),
                 cwe=("CWE-20",),
-                mitigations=("input-validation",),
+                mitigations=("M09",),
             )
         if broken:
             hang = any(outcomes[c]["outcome"] == "hang" for c in broken)
@@ -158,5 +158,5 @@ class InputHandlingProbe:
                 {**evidence, "broken": broken},
                 atlas=("AML.T0029", "AML.T0049"),
                 cwe=("CWE-20", "CWE-755"),
-                mitigations=("input-validation", "error-hygiene"),
+                mitigations=("M09", "M10"),
             )

@@ -14,7 +14,8 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy.typing as npt
 from bastion.errors import BudgetExhausted, EndpointError, TargetError, UsageError
 from bastion.target.base import QueryResult, Target, TargetInfo
 
-__all__ = ["Ledger", "LedgerStats", "parse_rate"]
+__all__ = ["Ledger", "LedgerStats", "parse_rate", "parse_window"]
 
 _RETRYABLE = frozenset({429, 503})
 _UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0}
@@ -32,18 +33,30 @@ _UNITS |= {"h": 3600.0, "hour": 3600.0, "d": 86400.0, "day": 86400.0}
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/|per)\s*(\d+(?:\.\d+)?)?\s*([a-z]+?)s?\s*$")
 
 
+def parse_window(text: str) -> tuple[float, float]:
+    """`"100/minute"` → (100, 60.0); `"10 per 2 seconds"` → (10, 2.0): count per window."""
+    match = _RATE.match(text.lower())
+    if match is None or match.group(3) not in _UNITS:
+        raise UsageError(
+            f"cannot read rate {text!r}", hint="write it like '100/minute', '5/s' or '2.5'"
+        )
+    count, span, unit = match.groups()
+    window = float(span or 1) * _UNITS[unit]
+    if float(count) <= 0:
+        raise UsageError(f"rate must be positive, got {text!r}")
+    return float(count), window
+
+
 def parse_rate(text: str | float) -> float:
     """`"100/minute"`, `"5/s"`, `"10 per 2 seconds"` or a number → requests per second."""
     if isinstance(text, int | float):
         rate = float(text)
     else:
-        match = _RATE.match(text.lower())
-        if match is None or match.group(3) not in _UNITS:
-            raise UsageError(
-                f"cannot read rate {text!r}", hint="write it like '100/minute', '5/s' or '2.5'"
-            )
-        count, span, unit = match.groups()
-        rate = float(count) / (float(span or 1) * _UNITS[unit])
+        try:
+            rate = float(text)
+        except ValueError:
+            count, window = parse_window(text)
+            rate = count / window
     if rate <= 0:
         raise UsageError(f"rate must be positive, got {text!r}")
     return rate
@@ -159,6 +172,39 @@ class Ledger:
                 raise
             self._record(result, time.perf_counter() - t0)
             return result
+
+    def query_many(
+        self, batches: Sequence[npt.NDArray[Any]], concurrency: int = 4
+    ) -> list[QueryResult]:
+        """Send several batches with at most `concurrency` in flight; results in input order.
+
+        Budget and pacing hold across the workers; the first error (e.g.
+        `BudgetExhausted`) is raised after in-flight requests finish, and batches
+        not yet started are not sent.
+        """
+        if concurrency < 1:
+            raise UsageError(f"concurrency must be >= 1, got {concurrency}")
+        if concurrency == 1 or len(batches) <= 1:
+            return [self.query(b) for b in batches]
+        stop = threading.Event()
+
+        def one(batch: npt.NDArray[Any]) -> QueryResult | None:
+            if stop.is_set():
+                return None
+            try:
+                return self.query(batch)
+            except BaseException:
+                stop.set()
+                raise
+
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            futures = [pool.submit(one, b) for b in batches]
+        results: list[QueryResult] = []
+        for future in futures:
+            result = future.result()  # re-raises the first failure in order
+            if result is not None:
+                results.append(result)
+        return results
 
     # -- accounting ------------------------------------------------------------
     @property
