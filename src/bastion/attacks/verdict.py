@@ -25,7 +25,7 @@ class Rule:
     title: str
     atlas: tuple[str, ...]
     owasp: tuple[str, ...]
-    mitigations: tuple[str, ...]
+    mitigations: tuple[str, ...]  # ids in bastion's mitigation catalogue
 
 
 RULES: dict[str, Rule] = {
@@ -34,35 +34,35 @@ RULES: dict[str, Rule] = {
         "Evasion with labels only (decision-based attack)",
         ("AML.T0015", "AML.T0043.001"),
         ("ML01",),
-        ("rate-limit", "query-detection", "model-hardening"),
+        ("M04", "M05", "M18"),
     ),
     "A102": Rule(
         "A102",
         "Evasion with scores (score-based attack)",
         ("AML.T0015", "AML.T0043.001"),
         ("ML01",),
-        ("output-minimisation", "rate-limit", "query-detection", "model-hardening"),
+        ("M02", "M04", "M05", "M18"),
     ),
     "A103": Rule(
         "A103",
         "Evasion by transfer from a surrogate model",
         ("AML.T0015", "AML.T0043.002", "AML.T0005"),
         ("ML01",),
-        ("rate-limit", "extraction-detection", "model-hardening"),
+        ("M04", "M06", "M18"),
     ),
     "A201": Rule(
         "A201",
         "Model extraction through the inference API",
         ("AML.T0024.002", "AML.T0005"),
         ("ML05",),
-        ("output-minimisation", "rate-limit", "extraction-detection", "authentication"),
+        ("M02", "M04", "M06", "M03"),
     ),
     "A301": Rule(
         "A301",
         "Training-data membership inference",
         ("AML.T0024.000",),
         ("ML04",),
-        ("output-minimisation", "regularisation", "rate-limit"),
+        ("M02", "M18", "M04"),
     ),
 }
 

@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "bastion.cli.threats",
     "bastion.cli.audit",
     "bastion.cli.probe",
+    "bastion.cli.attack",
 )
 
 
