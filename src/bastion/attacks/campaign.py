@@ -76,6 +76,7 @@ def run_campaign(
     realistic_budget: int | None = None,
     subject: Subject | None = None,
     progress: Progress | None = None,
+    batch_size: int = 4096,
 ) -> CampaignRun:
     """`budget` is per attacked point for evasion and per attack otherwise."""
     if budget < 1:
@@ -93,7 +94,7 @@ def run_campaign(
         if progress is not None:
             progress(name, index, len(chosen))
         attack = cls(eps=eps) if eps is not None and cls.kind is AttackKind.EVASION else cls()
-        oracle = Oracle(ledger, access=cls.access, space=data.space)
+        oracle = Oracle(ledger, access=cls.access, space=data.space, batch_size=batch_size)
         try:
             result = attack.run(oracle, data, budget=budget, seed=seed)
         except BudgetExhausted as exc:

@@ -121,6 +121,9 @@ def attack(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.")] = 10.0,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same run.")] = 0,
+    batch_size: Annotated[
+        int, typer.Option(help="Most inputs per request (servers often cap batches).")
+    ] = 256,
     fmt: Format = "md",
     output: Output = None,
     fail_on: FailOn = "high",
@@ -199,6 +202,7 @@ def attack(
                 realistic_budget=realistic,
                 subject=found["subject"],
                 progress=tick,
+                batch_size=batch_size,
             )
     finally:
         ledger.close()
