@@ -54,7 +54,7 @@ def test_attack_a_url_and_report_measured_findings(
     before = state.inputs
     proc = run_cli(
         "attack", "--url", url, "--model", "digits", "--data", str(data_file),
-        "--attack", "square-linf,extraction-natural,membership-loss", "--budget", "200",
+        "--attack", "square-linf,extraction-natural,membership-loss", "--budget", "150",
         "--eps", "0.2", "--bounds", "0,1", "--shape", "8,8", "-f", "json", "--fail-on", "never",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -62,7 +62,7 @@ def test_attack_a_url_and_report_measured_findings(
     rules = {f["rule_id"]: f for f in report["findings"]}
     assert set(rules) == {"A102", "A201", "A301"}
     evasion = rules["A102"]["evidence"]
-    assert evasion["sample_size"] == 12 and evasion["success_rate"] >= 0.9
+    assert evasion["sample_size"] == 12 and evasion["success_rate"] >= 0.75
     assert all(f["analyser"] == "attack" for f in report["findings"])
     assert report["series"], "success and fidelity curves are in the report"
     spent = sum(f["evidence"]["total_queries"] for f in report["findings"])
@@ -153,3 +153,42 @@ class _Marker:
 
     def __reduce__(self) -> Any:
         return (Path.touch, (self.path,))
+
+
+def test_attack_the_endpoint_a_manifest_names(
+    run_cli: Callable[..., Any], served: tuple[str, ServerState], data_file: Path, tmp_path: Path
+) -> None:
+    url, state = served
+    manifest = tmp_path / "system.yaml"
+    manifest.write_text(
+        f"""version: 1
+system:
+  name: Digit reader
+elements:
+  - id: reader_api
+    type: endpoint
+    url: {url}/v2/models/digits/infer
+    protocol: oip
+    model: digit_model
+    controls:
+      rate_limit: 60/hour
+  - id: digit_model
+    type: model
+    input: {{domain: image, shape: [8, 8], min: 0, max: 1}}
+    output: {{kind: scores}}
+""",
+        encoding="utf-8",
+    )
+    before = state.inputs
+    proc = run_cli(
+        "attack", str(manifest), "--data", str(data_file), "--attack", "simba-dct",
+        "--budget", "100", "-f", "json", "--fail-on", "never",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    finding = report["findings"][0]
+    assert finding["subject"]["id"] == "reader_api"
+    assert finding["subject"]["location"]["path"] == str(manifest)
+    # 60/hour is 1440 queries a day per point: severity is read there
+    assert finding["evidence"]["realistic_budget"] == 1440.0
+    assert finding["evidence"]["total_queries"] == state.inputs - before

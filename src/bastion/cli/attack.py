@@ -9,7 +9,7 @@ of plain numbers.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -35,47 +35,47 @@ def _numbers(text: str | None, what: str) -> tuple[float, ...] | None:
         ) from None
 
 
-def _from_manifest(path: Path, endpoint_id: str | None, options: Any) -> dict[str, Any]:
-    """Target, subject, input space hints and rate limit from an endpoint element."""
-    from bastion.manifest import load_manifest
+def _target(endpoint: Any) -> Any:
+    """The HTTP target for a probes `Endpoint` (which already resolved URL and model name)."""
     from bastion.target import json_target, oip_target
+
+    if endpoint.protocol == "oip":
+        return oip_target(endpoint.url, endpoint.model_name, options=endpoint.options)
+    return json_target(
+        endpoint.url,
+        mapping=endpoint.mapping,
+        options=endpoint.options,
+        input_shape=endpoint.input_shape,
+    )
+
+
+def _from_manifest(path: Path, endpoint_id: str | None, options: Any) -> dict[str, Any]:
+    """Target, subject, input space and declared rate limit from an endpoint element."""
+    from bastion.manifest import load_manifest
+    from bastion.probes.endpoints import endpoints_from_manifest
     from bastion.threatmodel.engine import system_data
 
     manifest = load_manifest(path)
-    endpoints = [e for e in manifest.of_type("endpoint") if e.url]
-    if endpoint_id:
-        endpoints = [e for e in endpoints if e.id == endpoint_id]
+    endpoints = endpoints_from_manifest(manifest, options, endpoint_id)
     if not endpoints:
         raise UsageError(
-            f"{path}: no endpoint element with a url"
-            + (f" and id {endpoint_id!r}" if endpoint_id else ""),
+            f"{path}: no endpoint element has a url to attack",
             hint="add `url:` to an endpoint element, or use --url",
         )
     if len(endpoints) > 1:
-        ids = ", ".join(e.id for e in endpoints)
+        ids = ", ".join(str(e.element_id) for e in endpoints)
         raise UsageError(f"{path}: several endpoints ({ids})", hint="choose one with --endpoint")
     ep = endpoints[0]
-    model = manifest.element(ep.model) if ep.model else None
-    spec = getattr(model, "input", None)
-    if ep.protocol == "oip":
-        if not ep.model_name:
-            raise UsageError(f"{path}: endpoint {ep.id} has no model_name for the OIP path")
-        target = oip_target(ep.url, ep.model_name, options=options)
-    else:
-        target = json_target(ep.url, options=options)
-    from bastion.findings import Subject, SubjectKind
-
+    element = manifest.element(str(ep.element_id))
+    model_id = getattr(element, "model", None)
+    spec = getattr(manifest.element(model_id), "input", None) if model_id else None
     return {
-        "target": target,
-        "subject": Subject(
-            kind=SubjectKind.ENDPOINT, id=ep.id, name=ep.url, location=manifest.location_of(ep.id)
-        ),
+        "target": _target(ep),
+        "subject": ep.subject(),
         "domain": getattr(spec, "domain", None),
-        "shape": getattr(spec, "shape", None),
-        "bounds": (spec.min, spec.max)
-        if spec is not None and spec.min is not None and spec.max is not None
-        else None,
-        "rate_limit": ep.controls.rate_limit,
+        "shape": ep.input_shape,
+        "bounds": ep.bounds,
+        "rate_limit": ep.declared.rate_limit,
         "system": system_data(manifest),
         "name": str(path),
     }
@@ -133,8 +133,8 @@ def attack(
     from bastion.attacks.campaign import run_campaign
     from bastion.attacks.dataset import load_data
     from bastion.attacks.space import Domain
-    from bastion.findings import Report, RunInfo, Subject, SubjectKind
-    from bastion.target import HttpOptions, Ledger, json_target, oip_target, parse_rate
+    from bastion.findings import Report, RunInfo
+    from bastion.target import HttpOptions, Ledger, parse_rate
 
     if (manifest is None) == (url is None):
         raise UsageError("give a manifest or --url (exactly one)", hint="bastion attack --help")
@@ -148,17 +148,11 @@ def attack(
         found = _from_manifest(manifest, endpoint_id, options)
     else:
         assert url is not None
-        if protocol == "oip":
-            if not model:
-                raise UsageError("an OIP endpoint needs its model name", hint="--model NAME")
-            target = oip_target(url, model, options=options)
-        else:
-            target = json_target(url, options=options)
-        found = {
-            "target": target,
-            "subject": Subject(kind=SubjectKind.ENDPOINT, id=url),
-            "name": url,
-        }
+        from bastion.probes.endpoints import make_endpoint
+
+        kind: Literal["oip", "json"] = "oip" if protocol == "oip" else "json"
+        endpoint = make_endpoint(url, kind, model, options=options)
+        found = {"target": _target(endpoint), "subject": endpoint.subject(), "name": url}
     lo_hi = _numbers(bounds, "--bounds") or found.get("bounds")
     if lo_hi is not None and len(lo_hi) != 2:
         raise UsageError(f"--bounds {bounds!r}", hint="two numbers: LO,HI")
