@@ -32,6 +32,7 @@ TABULAR_ATTACKS = [
     "square-linf",
     "square-l2",
     "simba-pixel",
+    "transfer-pgd",
 ]
 
 
@@ -115,3 +116,28 @@ def test_projection_is_feasible_and_idempotent() -> None:
     assert np.array_equal(space.project(p, x0), p)
     assert np.all(p[:, 1] >= x0[:, 1]) and np.all(p[:, 6] <= x0[:, 6])
     assert np.array_equal(p[:, 0], x0[:, 0])
+
+
+@pytest.mark.parametrize(
+    ("name", "eps"), [("hopskipjump-l2", None), ("square-linf", 0.6), ("boundary", None)]
+)
+def test_constrained_attacks_still_flip_decisions(
+    credit: dict[str, Any], name: str, eps: float | None
+) -> None:
+    constraints = Constraints(
+        immutable=(2,), integer=INT_FEATURES, categorical={CAT_FEATURE: (0.0, 1.0, 2.0)}
+    )
+    space = InputSpace.build(
+        N_FEATURES,
+        (0.0, [1, 1, 1, 1, 10, 10, 2, 1]),
+        domain=Domain.TABULAR,
+        constraints=constraints,
+    )
+    oracle = Oracle(SklearnTarget(credit["model"]), space=space)
+    data = AttackData(space=space, x=credit["x"])
+    result = registry("attacks").get(name)(eps=eps).run(oracle, data, budget=400, seed=0)
+    assert result.metrics["adversarial_rate"] >= 0.75, result.evidence()
+    assert result.adversarials is not None
+    assert np.array_equal(result.adversarials[:, 2], data.x[:, 2])
+    counts = result.adversarials[:, list(INT_FEATURES)]
+    assert np.array_equal(counts, np.round(counts))

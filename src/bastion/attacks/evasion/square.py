@@ -58,12 +58,15 @@ def _windows(rng: np.random.Generator, m: int, hwc: tuple[int, int, int], p: flo
 
 class _Square(EvasionAttack):
     access = Access.SCORES
+    default_radius = 0.3
 
     def __init__(
-        self, *, eps: float = 0.3, p_init: float = 0.3, stop_on_success: bool = True
+        self, *, eps: float | None = None, p_init: float = 0.3, stop_on_success: bool = True
     ) -> None:
-        super().__init__(eps=eps, p_init=p_init)
-        self.radius = eps
+        # the radius bounds the search; success means an adversarial within it
+        radius = self.default_radius if eps is None else eps
+        super().__init__(eps=radius, p_init=p_init)
+        self.radius = radius
         self.p_init = p_init
         self.stop_on_success = stop_on_success
 
@@ -133,11 +136,7 @@ class SquareLinf(_Square):
 class SquareL2(_Square):
     name = "square-l2"
     norm = Norm.L2
-
-    def __init__(
-        self, *, eps: float = 2.0, p_init: float = 0.3, stop_on_success: bool = True
-    ) -> None:
-        super().__init__(eps=eps, p_init=p_init, stop_on_success=stop_on_success)
+    default_radius = 2.0
 
     def _init_delta(
         self, rng: np.random.Generator, m: int, hwc: tuple[int, int, int]
