@@ -181,7 +181,17 @@ class RandomExtraction(Extraction):
     name = "extraction-random"
     strategy = "random"
 
-    def _choose(self, need, pool, used, xs, ys, model, data, rng):  # type: ignore[no-untyped-def]
+    def _choose(
+        self,
+        need: int,
+        pool: FloatArray,
+        used: npt.NDArray[np.bool_],
+        xs: list[FloatArray],
+        ys: list[Any],
+        model: Any,
+        data: AttackData,
+        rng: np.random.Generator,
+    ) -> FloatArray:
         s = data.space
         return s.project(s.lower + rng.random((need, s.dim)) * s.span)
 
@@ -192,7 +202,17 @@ class JacobianExtraction(Extraction):
     name = "extraction-jacobian"
     strategy = "jacobian"
 
-    def _choose(self, need, pool, used, xs, ys, model, data, rng):  # type: ignore[no-untyped-def]
+    def _choose(
+        self,
+        need: int,
+        pool: FloatArray,
+        used: npt.NDArray[np.bool_],
+        xs: list[FloatArray],
+        ys: list[Any],
+        model: Any,
+        data: AttackData,
+        rng: np.random.Generator,
+    ) -> FloatArray:
         if model is None or not hasattr(model, "coefs_") or not hasattr(model, "classes_"):
             return self._natural(need, pool, used, rng, data.space)
         x = np.concatenate(xs)
@@ -213,7 +233,17 @@ class ActiveExtraction(Extraction):
     name = "extraction-active"
     strategy = "active"
 
-    def _choose(self, need, pool, used, xs, ys, model, data, rng):  # type: ignore[no-untyped-def]
+    def _choose(
+        self,
+        need: int,
+        pool: FloatArray,
+        used: npt.NDArray[np.bool_],
+        xs: list[FloatArray],
+        ys: list[Any],
+        model: Any,
+        data: AttackData,
+        rng: np.random.Generator,
+    ) -> FloatArray:
         free = np.flatnonzero(~used)
         if model is None or not hasattr(model, "predict_proba") or free.size <= need:
             return self._natural(need, pool, used, rng, data.space)
