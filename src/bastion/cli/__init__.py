@@ -32,6 +32,8 @@ _err = Console(stderr=True)
 _COMMAND_MODULES = (
     "bastion.cli.threats",
     "bastion.cli.audit",
+    "bastion.cli.probe",
+    "bastion.cli.attack",
     "bastion.cli.scan",
 )
 
