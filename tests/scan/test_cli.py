@@ -169,3 +169,13 @@ def test_pre_commit_hook_runs_bastion_scan() -> None:
     (hook,) = yaml.safe_load((root / ".pre-commit-hooks.yaml").read_text())
     assert hook["id"] == "bastion-scan" and hook["entry"].startswith("bastion scan")
     assert hook["language"] == "python"
+
+
+def test_run_scan_is_the_same_scan_as_a_library_call(tmp_path: Path, evil_pickle: bytes) -> None:
+    from bastion.scan import Verdict, run_scan
+
+    (tmp_path / "m.bin").write_bytes(evil_pickle)
+    report, results = run_scan([tmp_path])
+    assert [r.verdict for r in results] == [Verdict.MALICIOUS]
+    assert report.run.command == "scan" and report.worst() is not None
+    assert {f.rule_id for f in report.findings} == {"S100", "S101"}

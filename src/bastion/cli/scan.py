@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bastion.cli.output import FailOn, Format, Output, emit
-from bastion.errors import PluginError, UsageError
+from bastion.errors import UsageError
 
 __all__ = ["register"]
 
@@ -51,34 +52,17 @@ def scan(
     Exit 0 when no finding reaches --fail-on (default medium), 1 when one does,
     2 on bad usage, 3 when a file cannot be read.
     """
-    from bastion.registry import registry
     from bastion.scan import ScanLimits
-    from bastion.scan.manifest_pins import Declared, expand_manifests, format_mismatches
-    from bastion.scan.plugin import ArtifactScanner, ModelArtifactScanner
-    from bastion.scan.results import report_of
+    from bastion.scan.run import run_scan
 
     limits = _limits(max_depth, max_gib, timeout)
     assert isinstance(limits, ScanLimits)
-    declared: dict[str, Declared] = {}
-    targets, pin_findings = expand_manifests(paths, declared)
-    findings = list(pin_findings)
-    builtin = ModelArtifactScanner(limits)
-    findings += builtin.scan(targets)
-    findings += format_mismatches(declared, builtin.last)
-    for name in registry("scanners").names():
-        if name == builtin.name:
-            continue
-        plugin = registry("scanners").get(name)()
-        if not isinstance(plugin, ArtifactScanner):
-            raise PluginError(f"scanner {name!r} has no scan(paths) method")
-        findings += plugin.scan(targets)
-    for result in builtin.last:
+    report, results = run_scan(paths, limits)
+    for result in results:
         if result.artifacts or result.issues:
             verdict = result.verdict.value
             style = _STYLE.get(verdict, "green")
-            _err.print(f"[{style}]{verdict:>14}[/] {result.path}", highlight=False)
-    report = report_of(builtin.last, command="scan", subject=" ".join(map(str, paths)))
-    report = report.model_copy(update={"findings": tuple(findings)}).sorted()
+            _err.print(f"[{style}]{verdict:>14}[/] {escape(result.path)}", highlight=False)
     raise typer.Exit(emit(report, fmt, output, fail_on))
 
 

@@ -2,10 +2,12 @@
 
 `Scanner().scan_paths(paths)` returns one `FileScan` per file with its verdict
 (clean / suspicious / malicious / could-not-scan), the issues behind it and the
-models it holds; `findings_of(scans)` turns them into `Finding`s for reports.
+models it holds; `run_scan(paths)` is the whole `bastion scan` (manifests,
+plugins) as one call returning a `Report`.
 """
 
 from bastion.scan.rules import RULES, Issue, Rule, Verdict
+from bastion.scan.run import run_scan
 from bastion.scan.scanner import Artifact, FileScan, Scanner
 from bastion.scan.source import ScanLimits
 
@@ -18,4 +20,5 @@ __all__ = [
     "ScanLimits",
     "Scanner",
     "Verdict",
+    "run_scan",
 ]
