@@ -73,3 +73,15 @@ def test_everything_else_is_unknown(
 def test_python2_mapping_cannot_hide_a_gadget_at_any_protocol() -> None:
     for proto in (0, 2, 4):
         assert classify_import("__builtin__", "eval", protocol=proto).verdict is ImportClass.GADGET
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("scipy.sparse._coo", "coo_matrix"),
+        ("scipy.sparse._csr", "csr_array"),
+        ("numpy.matrixlib.defmatrix", "matrix"),
+    ],
+)
+def test_real_world_data_objects_found_in_package_test_data(module: str, name: str) -> None:
+    assert classify_import(module, name).verdict is ImportClass.ALLOWED

@@ -90,3 +90,22 @@ def test_seven_zip_is_recognised_and_not_called_clean(tmp_path: Path) -> None:
     result = Scanner().scan_file(path)
     # S307 without py7zr; with it, the corrupt archive is S208
     assert result.verdict is Verdict.COULD_NOT_SCAN and result.issues[0].rule in ("S307", "S208")
+
+
+def test_text_with_a_brace_at_byte_8_is_not_safetensors(tmp_path: Path) -> None:
+    path = tmp_path / "data.json"
+    path.write_text('{"data": {"name": "iris"}}')
+    assert sniff(io.BytesIO(path.read_bytes())) == set()
+    assert Scanner().scan_file(path).issues == []
+
+
+def test_python2_npy_header_with_long_literals(tmp_path: Path) -> None:
+    header = "{'descr': '<i8', 'fortran_order': False, 'shape': (2L, 1L), }".ljust(117) + "\n"
+    path = tmp_path / "py2.npy"
+    path.write_bytes(
+        b"\x93NUMPY\x01\x00"
+        + len(header).to_bytes(2, "little")
+        + header.encode()
+        + np.arange(2, dtype="<i8").tobytes()
+    )
+    assert Scanner().scan_file(path).verdict is Verdict.CLEAN

@@ -111,6 +111,7 @@ _NUMPY = frozenset(
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("numpy", "matrix"),
+        ("numpy.matrixlib.defmatrix", "matrix"),
         ("numpy.ma.core", "MaskedArray"),
         ("numpy.ma.core", "_mareconstruct"),
         ("numpy.random._pickle", "__randomstate_ctor"),
@@ -175,10 +176,13 @@ def _sklearn_allowed(module: str, name: str) -> bool:
     return bool(_CAMEL.match(name) or _PYX.match(name) or name in _SKLEARN_FUNCS)
 
 
+_SPARSE = re.compile(r"^(coo|csr|csc|lil|dok|bsr|dia)_(matrix|array)$")
+
+
 def _scipy_allowed(module: str, name: str) -> bool:
-    if module.startswith(("scipy.sparse.", "scipy.stats._distn_infrastructure")):
-        return bool(_CAMEL.match(name))
-    return module == "scipy.sparse" and bool(_CAMEL.match(name))
+    if module == "scipy.sparse" or module.startswith("scipy.sparse."):
+        return bool(_CAMEL.match(name) or _SPARSE.match(name))
+    return module.startswith("scipy.stats._distn_infrastructure") and bool(_CAMEL.match(name))
 
 
 def _joblib_allowed(module: str, name: str) -> bool:

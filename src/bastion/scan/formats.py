@@ -64,7 +64,9 @@ def _safetensors(head: bytes, size: int) -> bool:
     if len(head) < 9:
         return False
     (n,) = struct.unpack_from("<Q", head)
-    return n >= 2 and head[8:9] == b"{"
+    # Text that happens to have "{" at byte 8 decodes to an absurd length (ASCII in the high
+    # bytes); a real header, even a hostile oversized one, leaves the top two bytes zero.
+    return 2 <= n < 1 << 48 and head[8:9] == b"{"
 
 
 def _tar(head: bytes) -> bool:

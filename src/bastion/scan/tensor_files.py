@@ -13,6 +13,7 @@ import ast
 import io
 import json
 import math
+import re
 import struct
 from typing import IO, Any
 
@@ -23,6 +24,10 @@ from bastion.scan.source import Window
 __all__ = ["check_npy", "check_safetensors"]
 
 _ST_MAX_HEADER = 100 << 20
+# Object arrays hold whatever objects were saved (scipy matrices, sklearn objects): every
+# framework list applies, and anything outside them is still suspicious.
+_OBJECT_FRAMEWORKS = ("python", "numpy", "scipy", "sklearn", "pandas")
+_PY2_LONG = re.compile(r"(?<=[0-9])L\b")
 _ST_DTYPES = {
     "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "F4": 1, "F6_E2M3": 1,
     "F6_E3M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4,
@@ -126,13 +131,14 @@ def check_npy(stream: IO[bytes], member: str | None) -> tuple[list[Issue], Pickl
     hlen = int.from_bytes(raw_len, "little")
     start = 8 + width + hlen
     try:
-        header = ast.literal_eval(stream.read(hlen).decode("latin-1"))
+        text = stream.read(hlen).decode("latin-1")
+        header = ast.literal_eval(_PY2_LONG.sub("", text))  # Python 2 writers: (3L, 4L)
         descr, shape = header["descr"], tuple(header["shape"])
     except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError):
         return [Issue("S301", "npy header is not a valid dictionary", member, "npy-header")], None
     if _has_object(descr):
         window = io.BufferedReader(Window(stream, start, size - start))
-        rep = analyse_pickle(window, member=member, frameworks=("python", "numpy"), joblib=False)
+        rep = analyse_pickle(window, member=member, frameworks=_OBJECT_FRAMEWORKS, joblib=False)
         note = Issue(
             "S109",
             f"array of dtype {descr!r} is stored as a pickle; numpy.load needs "
