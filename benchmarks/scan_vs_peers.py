@@ -244,10 +244,46 @@ def baseline_rss() -> float:
     return time_child("baseline", Path("."))[1]
 
 
+def real_world(dirs: list[str] | None, tallies: dict[str, Tally]) -> None:
+    """Benign files as they ship in real packages: every flag here is a false positive."""
+    if dirs is None:
+        import importlib.util
+
+        dirs = []
+        for pkg in ("sklearn", "joblib", "numpy", "scipy", "onnx", "h5py"):
+            spec = importlib.util.find_spec(pkg)
+            if spec is not None and spec.submodule_search_locations:
+                dirs.extend(spec.submodule_search_locations)
+    files = [p for d in dirs for p in sorted(Path(d).rglob("*")) if p.is_file()]
+    files = [p for p in files if p.suffix not in (".py", ".pyc", ".pyi", ".so", ".txt", ".md")]
+    print(
+        f"\n## Real-world benign files: {len(files)} data files shipped with "
+        f"{', '.join(Path(d).name for d in dirs)}\n"
+    )
+    print("| tool | files flagged (all false positives) | could-not-scan | wall time (s) |")
+    print("|---|---|---|---|")
+    for name, factory in TOOLS.items():
+        if name not in tallies:
+            continue
+        tool = factory()
+        start = time.perf_counter()
+        outcomes = [_outcome(tool, p) for p in files]
+        seconds = time.perf_counter() - start
+        print(f"| {name} | {outcomes.count(FLAGGED)} | {outcomes.count(CNS)} | {seconds:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--big-mb", type=int, default=300)
     parser.add_argument("--skip-big", action="store_true")
+    parser.add_argument(
+        "--real-world",
+        nargs="*",
+        default=None,
+        metavar="DIR",
+        help="also count files flagged in these trees of benign data (default: the test data "
+        "shipped with installed sklearn, joblib, numpy, scipy, onnx, h5py)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tallies, bad, good = run_corpus(Path(tmp) / "corpus")
@@ -271,6 +307,7 @@ def main() -> None:
             if t.misses:
                 shown = ", ".join(t.misses[:12]) + (" ..." if len(t.misses) > 12 else "")
                 print(f"\n{name} passed as clean / flagged benign ({len(t.misses)}): {shown}")
+        real_world(args.real_world, tallies)
         if args.skip_big:
             return
         big = Path(tmp) / "big_checkpoint.pt"
