@@ -184,6 +184,8 @@ def run_corpus(root: Path) -> tuple[dict[str, Tally], int, int]:
 _CHILD = {
     "baseline": "import numpy; print('numpy only')",
     "bastion": "from bastion.scan import Scanner; r = Scanner().scan_file(P); print(r.verdict)",
+    "bastion --no-digest": "from bastion.scan import Scanner; "
+    "print(Scanner(digest=False).scan_file(P).verdict)",
     "picklescan": "from picklescan.scanner import scan_file_path as s; print(s(P).issues_count)",
     "modelscan": "from modelscan.modelscan import ModelScan; "
     "print(ModelScan().scan(P)['summary']['total_issues'])",
@@ -323,7 +325,7 @@ def main() -> None:
         print("|---|---|---|---|---|")
         for label, path in ((f"checkpoint ({how})", big), ("joblib (numpy arrays)", lib)):
             size = path.stat().st_size / (1 << 20)
-            for tool in tallies:
+            for tool in [*tallies, "bastion --no-digest"]:
                 wall, rss, result = time_child(tool, path)
                 print(
                     f"| {size:.0f} MB {label} | {tool} | {wall:.2f} | {rss:.0f} | {result[:50]} |"

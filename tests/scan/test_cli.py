@@ -179,3 +179,9 @@ def test_run_scan_is_the_same_scan_as_a_library_call(tmp_path: Path, evil_pickle
     assert [r.verdict for r in results] == [Verdict.MALICIOUS]
     assert report.run.command == "scan" and report.worst() is not None
     assert {f.rule_id for f in report.findings} == {"S100", "S101"}
+
+
+def test_no_digest_skips_the_hash(cli: Cli, tmp_path: Path) -> None:
+    np.save(tmp_path / "a.npy", np.arange(3))
+    code, out, _ = cli("scan", str(tmp_path / "a.npy"), "-f", "json", "--no-digest")
+    assert code == 0 and findings(out)[0]["evidence"]["sha256"] is None

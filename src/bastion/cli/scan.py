@@ -46,6 +46,9 @@ def scan(
         float, typer.Option(help="Most data to decompress per file, in GiB (zip bombs).")
     ] = 16.0,
     timeout: Annotated[float, typer.Option(help="Seconds allowed per top-level file.")] = 300.0,
+    digest: Annotated[
+        bool, typer.Option(help="Record each file's sha256 in the report (reads it once more).")
+    ] = True,
 ) -> None:
     """Scan model artifacts without loading them: verdict clean/suspicious/malicious/could-not-scan.
 
@@ -57,7 +60,7 @@ def scan(
 
     limits = _limits(max_depth, max_gib, timeout)
     assert isinstance(limits, ScanLimits)
-    report, results = run_scan(paths, limits)
+    report, results = run_scan(paths, limits, digest=digest)
     for result in results:
         if result.artifacts or result.issues:
             verdict = result.verdict.value

@@ -31,8 +31,8 @@ class ModelArtifactScanner:
 
     name = "models"
 
-    def __init__(self, limits: ScanLimits | None = None) -> None:
-        self.scanner = Scanner(limits)
+    def __init__(self, limits: ScanLimits | None = None, *, digest: bool = True) -> None:
+        self.scanner = Scanner(limits, digest=digest)
         self.last: list[FileScan] = []
 
     def scan(self, paths: Sequence[Path]) -> list[Finding]:

@@ -42,7 +42,8 @@ def _finding(scan: FileScan, issue: Issue) -> Finding:
     rule = RULES[issue.rule]
     evidence = dict(issue.evidence)
     evidence.setdefault("file_verdict", scan.verdict.value)
-    evidence.setdefault("file_sha256", scan.sha256)
+    if scan.sha256:
+        evidence.setdefault("file_sha256", scan.sha256)
     return Finding(
         rule_id=rule.id,
         title=rule.title,
@@ -77,7 +78,7 @@ def _summary(scan: FileScan) -> Finding:
         evidence={
             "verdict": scan.verdict.value,
             "bytes": scan.size,
-            "sha256": scan.sha256,
+            "sha256": scan.sha256 or None,
             "models": models,
             "issues_by_rule": dict(sorted(counts.items())),
         },

@@ -23,12 +23,12 @@ __all__ = ["run_scan"]
 
 
 def run_scan(
-    paths: Sequence[Path], limits: ScanLimits | None = None
+    paths: Sequence[Path], limits: ScanLimits | None = None, *, digest: bool = True
 ) -> tuple[Report, list[FileScan]]:
     """Scan `paths` (files, directories, manifests); the report and the per-file results."""
     declared: dict[str, Declared] = {}
     targets, findings = expand_manifests(paths, declared)
-    builtin = ModelArtifactScanner(limits)
+    builtin = ModelArtifactScanner(limits, digest=digest)
     findings = [*findings, *builtin.scan(targets), *format_mismatches(declared, builtin.last)]
     for name in registry("scanners").names():
         if name == builtin.name:

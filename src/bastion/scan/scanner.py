@@ -96,8 +96,9 @@ def _size(stream: IO[bytes]) -> int:
 class Scanner:
     """Reads artifacts without loading them; one instance can scan many paths."""
 
-    def __init__(self, limits: ScanLimits | None = None) -> None:
+    def __init__(self, limits: ScanLimits | None = None, *, digest: bool = True) -> None:
         self.limits = limits or ScanLimits()
+        self.digest = digest  # sha256 of every file and bundled model, for reports and BOMs
 
     # -- public -----------------------------------------------------------------------------
     def scan_paths(self, paths: Iterable[str | os.PathLike[str]]) -> list[FileScan]:
@@ -126,7 +127,7 @@ class Scanner:
         try:
             with open(path, "rb") as fh:
                 size = _size(fh)
-                digest = _digest(fh)
+                digest = _digest(fh) if self.digest else ""
                 try:
                     node = self.scan_blob(fh, None, 0, ctx, _ALL)
                 except LimitExceeded as exc:
@@ -139,7 +140,7 @@ class Scanner:
         for art in result.artifacts:
             art.verdict = worst([i.effect for i in ctx.issues if _inside(i.member, art.member)])
             if art.member is None:
-                art.sha256 = digest
+                art.sha256 = digest or None
         return result
 
     # -- dispatch ---------------------------------------------------------------------------
@@ -237,7 +238,7 @@ class Scanner:
         return Node(None, False)
 
     def _model(self, ctx: _Context, member: str | None, fmt: str, stream: IO[bytes]) -> Node:
-        digest = _digest(stream) if member is not None else None
+        digest = _digest(stream) if member is not None and self.digest else None
         ctx.artifacts.append(Artifact(member, fmt, _size(stream), digest))
         return Node(fmt, True)
 
