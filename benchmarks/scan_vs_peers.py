@@ -181,15 +181,23 @@ def run_corpus(root: Path) -> tuple[dict[str, Tally], int, int]:
     return tallies, bad, good
 
 
+# tool -> (imports, the scan call); the child times the call alone as well as the whole run.
 _CHILD = {
-    "baseline": "import numpy; print('numpy only')",
-    "bastion": "from bastion.scan import Scanner; r = Scanner().scan_file(P); print(r.verdict)",
-    "bastion --no-digest": "from bastion.scan import Scanner; "
-    "print(Scanner(digest=False).scan_file(P).verdict)",
-    "picklescan": "from picklescan.scanner import scan_file_path as s; print(s(P).issues_count)",
-    "modelscan": "from modelscan.modelscan import ModelScan; "
-    "print(ModelScan().scan(P)['summary']['total_issues'])",
-    "fickling": "from fickling.loader import scan_file; print(scan_file(P, graceful=True))",
+    "baseline": ("import numpy", "'numpy only'"),
+    "bastion": ("from bastion.scan import Scanner", "Scanner().scan_file(P).verdict"),
+    "bastion --no-digest": (
+        "from bastion.scan import Scanner",
+        "Scanner(digest=False).scan_file(P).verdict",
+    ),
+    "picklescan": (
+        "from picklescan.scanner import scan_file_path",
+        "scan_file_path(P).issues_count",
+    ),
+    "modelscan": (
+        "from modelscan.modelscan import ModelScan",
+        "ModelScan().scan(P)['summary']['total_issues']",
+    ),
+    "fickling": ("from fickling.loader import scan_file", "scan_file(P, graceful=True).severity"),
 }
 
 
@@ -231,19 +239,24 @@ def make_joblib(path: Path, megabytes: int) -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def time_child(tool: str, path: Path) -> tuple[float, float, str]:
-    """Wall time and peak RSS of one tool scanning `path`, in a fresh small process."""
-    code = f"P = {str(path)!r}\n" + _CHILD[tool]
+def time_child(tool: str, path: Path) -> tuple[float, float, float, str]:
+    """Wall time, scan-call time and peak RSS of one tool scanning `path`, in a fresh process."""
+    imports, call = _CHILD[tool]
+    code = (
+        f"import time\n{imports}\nP = {str(path)!r}\nt = time.perf_counter()\nr = {call}\n"
+        "print(time.perf_counter() - t, r)"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     out = subprocess.run(
         [sys.executable, "-c", _LAUNCHER, code], capture_output=True, text=True, env=env, check=True
     ).stdout.strip()
     wall, rss, result = out.split("\t", 2)
-    return float(wall), float(rss), result
+    call_s, _, shown = result.partition(" ")
+    return float(wall), float(call_s), float(rss), shown
 
 
 def baseline_rss() -> float:
-    return time_child("baseline", Path("."))[1]
+    return time_child("baseline", Path("."))[2]
 
 
 def real_world(dirs: list[str] | None, tallies: dict[str, Tally]) -> None:
@@ -321,14 +334,18 @@ def main() -> None:
             f"\n## {args.big_mb} MB files, each tool in its own process "
             f"(python+numpy alone: {base:.0f} MB peak RSS)\n"
         )
-        print("| file | tool | wall time (s) incl. start-up | peak RSS (MB) | result |")
-        print("|---|---|---|---|---|")
+        print(
+            "| file | tool | scan call (s) | wall time (s) incl. start-up "
+            "| peak RSS (MB) | result |"
+        )
+        print("|---|---|---|---|---|---|")
         for label, path in ((f"checkpoint ({how})", big), ("joblib (numpy arrays)", lib)):
             size = path.stat().st_size / (1 << 20)
             for tool in [*tallies, "bastion --no-digest"]:
-                wall, rss, result = time_child(tool, path)
+                wall, call, rss, result = time_child(tool, path)
                 print(
-                    f"| {size:.0f} MB {label} | {tool} | {wall:.2f} | {rss:.0f} | {result[:50]} |"
+                    f"| {size:.0f} MB {label} | {tool} | {call:.3f} | {wall:.2f} | {rss:.0f} "
+                    f"| {result[:40]} |"
                 )
 
 
