@@ -85,3 +85,18 @@ def test_python2_mapping_cannot_hide_a_gadget_at_any_protocol() -> None:
 )
 def test_real_world_data_objects_found_in_package_test_data(module: str, name: str) -> None:
     assert classify_import(module, name).verdict is ImportClass.ALLOWED
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("sympy", "sympify"),
+        ("pandas", "read_pickle"),
+        ("pandas.core.computation.eval", "eval"),
+        ("torch.fx.experimental.symbolic_shapes", "ShapeEnv"),
+        ("torch.utils._config_module", "ConfigModule"),
+        ("numexpr", "evaluate"),
+    ],
+)
+def test_library_entry_points_that_evaluate_or_load_are_gadgets(module: str, name: str) -> None:
+    assert classify_import(module, name).verdict is ImportClass.GADGET
