@@ -100,3 +100,16 @@ def test_real_world_data_objects_found_in_package_test_data(module: str, name: s
 )
 def test_library_entry_points_that_evaluate_or_load_are_gadgets(module: str, name: str) -> None:
     assert classify_import(module, name).verdict is ImportClass.GADGET
+
+
+def test_checkpoint_configs_are_allowed_for_torch_files() -> None:
+    torch_fw = ("python", "torch", "numpy", "configs")
+    for module, name in [
+        ("omegaconf.dictconfig", "DictConfig"),
+        ("omegaconf.base", "ContainerMetadata"),
+        ("typing", "Any"),
+        ("pytorch_lightning.utilities.parsing", "AttributeDict"),
+    ]:
+        got = classify_import(module, name, frameworks=torch_fw)
+        assert got.verdict is ImportClass.ALLOWED and got.framework == "configs"
+    assert classify_import("typing", "get_type_hints").verdict is ImportClass.UNKNOWN

@@ -269,6 +269,25 @@ def _boosting_allowed(module: str, name: str) -> bool:
     return module.startswith(roots) and bool(_CAMEL.match(name))
 
 
+_TYPING = frozenset({"Any", "Dict", "List", "Optional", "Tuple", "Union", "Set"})
+_ATTRIBUTE_DICTS = frozenset(
+    {
+        ("pytorch_lightning.utilities.parsing", "AttributeDict"),
+        ("lightning_fabric.utilities.data", "AttributeDict"),
+        ("lightning.fabric.utilities.data", "AttributeDict"),
+    }
+)
+
+
+def _config_allowed(module: str, name: str) -> bool:
+    """Training configs saved inside checkpoints (Hydra/OmegaConf, Lightning hparams)."""
+    if module == "typing":
+        return name in _TYPING
+    if (module, name) in _ATTRIBUTE_DICTS:
+        return True
+    return module.startswith("omegaconf.") and bool(_CAMEL.match(name))
+
+
 # Frameworks a format may draw on; the scanner passes the subset that fits the file.
 FRAMEWORKS = {
     "python": _python_allowed,
@@ -279,6 +298,7 @@ FRAMEWORKS = {
     "torch": _torch_allowed,
     "pandas": _pandas_allowed,
     "boosting": _boosting_allowed,
+    "configs": _config_allowed,
 }
 
 

@@ -28,8 +28,8 @@ from bastion.scan.tensor_files import check_npy, check_safetensors
 
 __all__ = ["Artifact", "FileScan", "Scanner"]
 
-_ALL = ("python", "numpy", "sklearn", "scipy", "joblib", "torch", "pandas", "boosting")
-_TORCH = ("python", "torch", "numpy")
+_ALL = ("python", "numpy", "sklearn", "scipy", "joblib", "torch", "pandas", "boosting", "configs")
+_TORCH = ("python", "torch", "numpy", "configs")
 _MAX_ONNX = 2 << 30
 _CODECS = {Format.GZIP: "gzip", Format.BZ2: "bz2", Format.XZ: "xz", Format.ZLIB: "zlib"}
 
