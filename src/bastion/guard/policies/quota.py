@@ -75,6 +75,13 @@ class QuotaPolicy(PolicyBase):
         items += [(i, ("g",)) for i in self.global_]
         try:
             for item, ident in items:
+                if cost > item.amount:
+                    return Deny(
+                        413,
+                        "batch_exceeds_limit",
+                        f"a batch of {cost} rows can never fit the limit of "
+                        f"{_describe(item)}; send smaller batches",
+                    )
                 if not self.limiter.test(item, *ident, cost=cost):
                     return self._deny(item, ident)
             for item, ident in items:
