@@ -34,10 +34,14 @@ def iris_model() -> LogisticRegression:
     return LogisticRegression(max_iter=500).fit(x, y)
 
 
-def model_app(model: Any, delay_s: float = 0.0) -> Starlette:
-    """OIP v2 infer at /v2/models/iris/infer and plain JSON at /predict."""
+def model_app(model: Any, delay_s: float = 0.0, seen: dict[str, str] | None = None) -> Starlette:
+    """OIP v2 infer at /v2/models/iris/infer and plain JSON at /predict; `seen` receives the
+    headers of the last inference request (to check what the guard forwards)."""
 
     async def infer(request: Request) -> JSONResponse:
+        if seen is not None:
+            seen.clear()
+            seen.update(request.headers)
         doc = await request.json()
         t = doc["inputs"][0]
         x = np.asarray(t["data"], dtype=np.float64).reshape(t["shape"])
@@ -89,14 +93,14 @@ def model_app(model: Any, delay_s: float = 0.0) -> Starlette:
 class ThreadServer:
     """uvicorn on 127.0.0.1, ephemeral port, in a daemon thread; stopped on exit."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, lifespan: str = "off") -> None:
         cfg = uvicorn.Config(
             app,
             host="127.0.0.1",
             port=0,
             log_level="error",
             ws="none",
-            lifespan="off",
+            lifespan=lifespan,
             access_log=False,
         )
         self.server = uvicorn.Server(cfg)

@@ -115,31 +115,33 @@ class ConfigSource:
         self.path = path
         self.node = node
 
-    def locate(self, loc: tuple[int | str, ...]) -> tuple[int | None, int | None]:
+    def locate(
+        self, loc: tuple[int | str, ...], *, key: bool = False
+    ) -> tuple[int | None, int | None]:
+        """Line and column of the value at `loc` (or of its key, for unknown keys)."""
         node = self.node
         if node is None:
             return None, None
-        for part in loc:
-            child = _child(node, part)
-            if child is None:
+        for i, part in enumerate(loc):
+            found = _child(node, part)
+            if found is None:
                 break
-            node = child
+            key_node, value_node = found
+            node = key_node if key and i == len(loc) - 1 and key_node is not None else value_node
         return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _child(node: yaml.Node, part: int | str) -> yaml.Node | None:
+def _child(node: yaml.Node, part: int | str) -> tuple[yaml.Node | None, yaml.Node] | None:
     if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                found: yaml.Node = value
-                return found
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == str(part):
+                return k, v
     elif (
         isinstance(node, yaml.SequenceNode)
         and isinstance(part, int)
         and 0 <= part < len(node.value)
     ):
-        child: yaml.Node = node.value[part]
-        return child
+        return None, node.value[part]
     return None
 
 
@@ -150,7 +152,7 @@ def config_error(
     errors = exc.errors()
     first = errors[0]
     loc = prefix + tuple(first["loc"])
-    line, column = source.locate(loc)
+    line, column = source.locate(loc, key=first["type"] == "extra_forbidden")
     field = ".".join(str(p) for p in loc) or None
     message = first["msg"]
     if first["type"] == "extra_forbidden":

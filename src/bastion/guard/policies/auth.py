@@ -138,9 +138,10 @@ class ApiKeyAuth(PolicyBase):
             return Deny(401, "invalid_key", "the API key is not valid", headers=challenge)
         if entry.revoked:
             return Deny(401, "revoked_key", "the API key has been revoked", headers=challenge)
+        # authenticated from here on (the audit record names who was refused a scope)
+        request.principal = Principal(entry.principal, frozenset(entry.scopes))
         if self.options.required_scope not in entry.scopes:
             return Deny(
                 403, "missing_scope", f"the API key lacks the {self.options.required_scope!r} scope"
             )
-        request.principal = Principal(entry.principal, frozenset(entry.scopes))
         return Allow()

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from bastion.errors import StoreError
+from bastion.errors import ConfigError, StoreError
 from bastion.guard.policy import FailMode, GuardEnv, PolicyBase, PolicyOptions, store_unavailable
 from bastion.guard.request import Allow, Deny, Prediction, Request, Transform, Verdict
 from bastion.guard.stores.base import ReviewCase
@@ -58,16 +58,24 @@ class DecisionPolicy(PolicyBase):
         self.store = env.store
         classes = env.config.model.classes or []
         self.high: set[int] = set()
+        where = str(env.config.source.path) if env.config.source.path else None
         for lab in options.high_impact_labels:
-            self.high.add(
-                classes.index(lab) if isinstance(lab, str) and lab in classes else int(lab)
-            )
+            if isinstance(lab, int):
+                self.high.add(lab)
+            elif lab in classes:
+                self.high.add(classes.index(lab))
+            else:
+                raise ConfigError(
+                    f"high-impact label {lab!r} is not one of model.classes",
+                    path=where,
+                    field="decision.high_impact_labels",
+                    hint="list the class names under model.classes, or use class indices",
+                )
         self.review_path = env.config.proxy.review_path
         if options.route == "fallback" and options.fallback is None:
-            from bastion.errors import ConfigError
-
             raise ConfigError(
                 "decision route 'fallback' needs a 'fallback' rule",
+                path=where,
                 field="decision.fallback",
                 hint="e.g. fallback: {label: 0}",
             )
