@@ -9,6 +9,8 @@ for callers that just have a predict function.
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -85,8 +87,10 @@ class Guard:
         spec = config.audit
         self.audit = audit
         if self.audit is None and spec.enabled:
+            # `{host}`/`{pid}` give each replica its own file: one writer per chain
+            path = spec.path.format(host=socket.gethostname(), pid=os.getpid())
             self.audit = AuditLog(
-                config.resolve(spec.path), max_bytes=spec.max_bytes, fsync=spec.fsync
+                config.resolve(path), max_bytes=spec.max_bytes, fsync=spec.fsync
             )
         self._model = f"{config.model.name}:{config.model.version}".rstrip(":")
         if self.audit:
