@@ -72,6 +72,32 @@ def serve(
     )
 
 
+@guard_app.command("init")
+def init(
+    manifest: Annotated[Path, typer.Argument(help="The system manifest (system.yaml).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write.")] = Path(
+        "guard.yaml"
+    ),
+    endpoint: Annotated[str | None, typer.Option(help="Endpoint id, if several.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a starting guard.yaml (and an empty key file) from a system manifest."""
+    from bastion.guard.starter import render, starter_config
+    from bastion.manifest import load_manifest
+
+    if output.exists() and not force:
+        raise UsageError(f"{output} exists", hint="pass --force to overwrite it")
+    m = load_manifest(manifest)
+    config = starter_config(m, output.parent, endpoint)
+    high = any(p.get("kind") == "decision" for p in config["policies"])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render(config, str(manifest), high), encoding="utf-8")
+    keys = output.parent / "guard-keys.yaml"
+    if not keys.exists():
+        keys.write_text("# entries from `bastion guard keys new`\nkeys: []\n", encoding="utf-8")
+    typer.echo(f"wrote {output} ({len(config['policies'])} policies); add keys to {keys}", err=True)
+
+
 @guard_app.command("verify-log")
 def verify_log(
     files: Annotated[list[Path], typer.Argument(help="Audit log file(s); rotated segments too.")],

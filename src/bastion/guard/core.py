@@ -89,9 +89,7 @@ class Guard:
         if self.audit is None and spec.enabled:
             # `{host}`/`{pid}` give each replica its own file: one writer per chain
             path = spec.path.format(host=socket.gethostname(), pid=os.getpid())
-            self.audit = AuditLog(
-                config.resolve(path), max_bytes=spec.max_bytes, fsync=spec.fsync
-            )
+            self.audit = AuditLog(config.resolve(path), max_bytes=spec.max_bytes, fsync=spec.fsync)
         self._model = f"{config.model.name}:{config.model.version}".rstrip(":")
         if self.audit:
             self.audit.write(
