@@ -91,8 +91,11 @@ class AuditLog:
                 "prev": self.head,
                 **fields,
             }
-            record["hash"] = record_hash(record)
-            line = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            body = canonical(record)
+            digest = hashlib.sha256(body).hexdigest()
+            # the canonical form plus the hash as the last key: one serialisation per record
+            line = body[:-1].decode() + f',"hash":"{digest}"}}'
+            record["hash"] = digest
             if self._file.tell() + len(line) + 1 > self.max_bytes and self._file.tell() > 0:
                 self._rotate()
             self._file.write(line + "\n")

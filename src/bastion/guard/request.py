@@ -8,8 +8,9 @@ their protocol into a `Request` and a `Prediction` back into their protocol.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -26,6 +27,10 @@ __all__ = [
     "Transform",
     "Verdict",
 ]
+
+# request ids: unique per process without a urandom syscall per request
+_ID_PREFIX = os.urandom(6).hex() + "-"
+_ID_COUNTER = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class Request:
     model_name: str = ""
     size_bytes: int = 0
     principal: Principal | None = None
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=lambda: f"{_ID_PREFIX}{next(_ID_COUNTER):x}")
     received_at: float = field(default_factory=time.time)
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -106,6 +111,8 @@ class Prediction:
         """Highest score per row, or None when the scores are gone."""
         if self.scores is None:
             return None
+        if self.top_k is None:  # full scores have no NaN holes; max is much cheaper
+            return np.asarray(self.scores.max(axis=1), dtype=np.float64)
         return np.asarray(np.nanmax(self.scores, axis=1), dtype=np.float64)
 
     def with_(self, **changes: Any) -> Prediction:

@@ -26,6 +26,7 @@ from bastion.guard.adapters.exchange import (
     send_json,
     serve_guard_endpoint,
 )
+from bastion.guard.adapters.upstream import UpstreamPool
 from bastion.guard.core import Guard
 from bastion.guard.metrics import UPSTREAM_ERRORS
 from bastion.guard.request import Prediction, Request
@@ -68,6 +69,21 @@ class GuardProxy:
         self.codec = codec_for(guard.config.model)
         self.spec = guard.config.proxy
         self._client = client
+        # plain-http upstreams (loopback, in-cluster) use the lean h11 pool; https uses httpx
+        self._pool = (
+            UpstreamPool(self.upstream)
+            if client is None and self.upstream.startswith("http://")
+            else None
+        )
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self._pool is not None:
+            resp = await self._pool.request(
+                "POST", url[len(self.upstream) :], body, headers, self.spec.timeout_s
+            )
+            return resp.status_code, resp.content
+        r = await self.client.post(url, content=body, headers=headers)
+        return r.status_code, r.content
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -136,17 +152,17 @@ class GuardProxy:
     ) -> tuple[Prediction, float]:
         t = time.perf_counter()
         try:
-            resp = await self.client.post(
-                url, content=body, headers=forward_headers(headers, request.principal_id)
+            status, content = await self._post(
+                url, body, forward_headers(headers, request.principal_id)
             )
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             UPSTREAM_ERRORS.labels("timeout").inc()
             raise ModelCallError(
                 504,
                 "upstream_timeout",
                 f"the model server did not answer within {self.spec.timeout_s} s",
             ) from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, OSError) as exc:
             UPSTREAM_ERRORS.labels("unavailable").inc()
             raise ModelCallError(
                 502,
@@ -154,20 +170,20 @@ class GuardProxy:
                 f"the model server is unreachable ({type(exc).__name__})",
             ) from None
         elapsed = time.perf_counter() - t
-        if resp.status_code >= 500:
+        if status >= 500:
             UPSTREAM_ERRORS.labels("error").inc()
             raise ModelCallError(
-                502, "upstream_error", f"the model server failed with status {resp.status_code}"
+                502, "upstream_error", f"the model server failed with status {status}"
             )
-        if resp.status_code >= 400:
+        if status >= 400:
             UPSTREAM_ERRORS.labels("rejected").inc()
             raise ModelCallError(
-                resp.status_code,
+                status,
                 "upstream_rejected",
-                f"the model server rejected the request ({resp.status_code})",
+                f"the model server rejected the request ({status})",
             )
         try:
-            return self.codec.decode_response(resp.content), elapsed
+            return self.codec.decode_response(content), elapsed
         except (ValueError, KeyError, TypeError) as exc:
             UPSTREAM_ERRORS.labels("unreadable").inc()
             raise ModelCallError(
@@ -190,6 +206,8 @@ class GuardProxy:
             elif msg["type"] == "lifespan.shutdown":
                 if self._client is not None:
                     await self._client.aclose()
+                if self._pool is not None:
+                    await self._pool.aclose()
                 self.guard.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

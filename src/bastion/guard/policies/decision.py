@@ -90,7 +90,8 @@ class DecisionPolicy(PolicyBase):
             )
             conds.append(low)
         if self.high:
-            conds.append(np.isin(pred.labels, list(self.high)))
+            labels = pred.labels
+            conds.append(np.fromiter((int(v) in self.high for v in labels), bool, len(labels)))
         if not conds:
             return np.zeros(len(pred.labels), dtype=bool)
         joined = conds[0]

@@ -68,6 +68,11 @@ def minimise(pred: Prediction, rule: OutputRule, rng: np.random.Generator) -> Pr
         scores = _noisy(scores, pred.labels, rule, rng)
     if rule.decimals is not None:
         scores = np.round(scores, rule.decimals)
+    if rule.mode == "top_k" and rule.k == 1:
+        masked = np.full_like(scores, np.nan)
+        rows = np.arange(scores.shape[0])
+        masked[rows, pred.labels] = scores[rows, pred.labels]
+        return pred.with_(scores=masked, top_k=1)
     if rule.mode == "top_k" and rule.k < scores.shape[1]:
         keep = np.argsort(-scores, axis=1, kind="stable")[:, : rule.k]
         masked = np.full_like(scores, np.nan)

@@ -17,7 +17,6 @@ from typing import Literal
 
 from limits import RateLimitItem, RateLimitItemPerYear, parse
 from limits.errors import StorageError
-from limits.strategies import FixedWindowRateLimiter
 from pydantic import ConfigDict, Field, field_validator
 
 from bastion.errors import StoreError
@@ -62,19 +61,25 @@ class QuotaPolicy(PolicyBase):
 
     def __init__(self, options: Options, env: GuardEnv) -> None:
         self.options = options
-        self.limiter = FixedWindowRateLimiter(env.store.rate_limit_storage())
+        # fixed windows, read and counted on the store's `limits` storage directly: one
+        # get and one incr per window instead of the strategy's test/hit/stats round trips
+        self.storage = env.store.rate_limit_storage()
         self.per_principal = [parse_limit(t) for t in options.per_principal]
         self.global_ = [parse_limit(t) for t in options.global_limits]
+        self._keys: dict[str, list[tuple[RateLimitItem, str, bool]]] = {}
 
     def on_request(self, request: Request) -> Verdict:
         cost = max(request.rows, 1) if self.options.cost == "rows" else 1
         who = request.principal_id
-        items: list[tuple[RateLimitItem, tuple[str, ...]]] = [
-            (i, ("p", who)) for i in self.per_principal
-        ]
-        items += [(i, ("g",)) for i in self.global_]
+        items = self._keys.get(who)
+        if items is None:
+            items = [(i, i.key_for("p", who), True) for i in self.per_principal]
+            items += [(i, i.key_for("g"), False) for i in self.global_]
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[who] = items
         try:
-            for item, ident in items:
+            for item, key, mine in items:
                 if cost > item.amount:
                     return Deny(
                         413,
@@ -82,19 +87,35 @@ class QuotaPolicy(PolicyBase):
                         f"a batch of {cost} rows can never fit the limit of "
                         f"{_describe(item)}; send smaller batches",
                     )
-                if not self.limiter.test(item, *ident, cost=cost):
-                    return self._deny(item, ident)
-            for item, ident in items:
-                if not self.limiter.hit(item, *ident, cost=cost):
-                    return self._deny(item, ident)
-            return Allow(headers=self._headers(items))
+                if self.storage.get(key) + cost > item.amount:
+                    return self._deny(item, key, mine)
+            best: tuple[int, RateLimitItem, str] | None = None
+            over: tuple[RateLimitItem, str, bool] | None = None
+            for item, key, mine in items:
+                count = self.storage.incr(key, item.get_expiry(), cost)
+                if count > item.amount and over is None:
+                    over = (item, key, mine)  # lost a race with a concurrent request
+                left = max(0, item.amount - count)
+                if mine and (best is None or left < best[0]):
+                    best = (left, item, key)
+            if over is not None:
+                return self._deny(*over)
+            if best is None:
+                return Allow()
+            reset = max(0, math.ceil(self.storage.get_expiry(best[2]) - time.time()))
+            return Allow(
+                headers={
+                    "RateLimit-Limit": str(best[1].amount),
+                    "RateLimit-Remaining": str(best[0]),
+                    "RateLimit-Reset": str(reset),
+                }
+            )
         except (StoreError, StorageError) as exc:
             return store_unavailable(self.name, self.options.on_store_error, exc)
 
-    def _deny(self, item: RateLimitItem, ident: tuple[str, ...]) -> Deny:
-        reset = self.limiter.get_window_stats(item, *ident).reset_time
-        wait = max(1, math.ceil(reset - time.time()))
-        scope = "global" if ident[0] == "g" else "principal"
+    def _deny(self, item: RateLimitItem, key: str, mine: bool) -> Deny:
+        wait = max(1, math.ceil(self.storage.get_expiry(key) - time.time()))
+        scope = "principal" if mine else "global"
         return Deny(
             429,
             "rate_limited",
@@ -107,23 +128,6 @@ class QuotaPolicy(PolicyBase):
             },
             body={"limit": _describe(item), "scope": scope},
         )
-
-    def _headers(self, items: list[tuple[RateLimitItem, tuple[str, ...]]]) -> dict[str, str]:
-        best: tuple[int, float, RateLimitItem] | None = None
-        for item, ident in items:
-            if ident[0] != "p":
-                continue
-            stats = self.limiter.get_window_stats(item, *ident)
-            if best is None or stats.remaining < best[0]:
-                best = (stats.remaining, stats.reset_time, item)
-        if best is None:
-            return {}
-        remaining, reset, item = best
-        return {
-            "RateLimit-Limit": str(item.amount),
-            "RateLimit-Remaining": str(remaining),
-            "RateLimit-Reset": str(max(0, math.ceil(reset - time.time()))),
-        }
 
 
 def _describe(item: RateLimitItem) -> str:

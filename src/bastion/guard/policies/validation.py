@@ -8,6 +8,7 @@ values, wrong shapes that reach code paths nobody tested.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -96,11 +97,13 @@ def _check_values(name: str, arr: npt.NDArray[Any], spec: InputSpec | None) -> D
         return _invalid(name, "dtype", f"input {name!r} is not numeric ({arr.dtype})")
     if arr.size == 0:
         return _invalid(name, "shape", f"input {name!r} is empty")
-    finite_only = arr.dtype.kind == "f" and not (spec and spec.allow_non_finite)
-    if finite_only and not np.isfinite(arr).all():
-        return _invalid(name, "non_finite", f"input {name!r} contains NaN or infinity")
-    if spec is not None and (spec.min is not None or spec.max is not None):
-        lo, hi = float(arr.min()), float(arr.max())
+    lo, hi = float(arr.min()), float(arr.max())  # one pass each; NaN/inf show up here too
+    if arr.dtype.kind == "f" and not (spec and spec.allow_non_finite):
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return _invalid(name, "non_finite", f"input {name!r} contains NaN or infinity")
+    elif math.isnan(lo) or math.isnan(hi):
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+    if spec is not None:
         if spec.min is not None and lo < spec.min:
             return _invalid(
                 name, "range", f"input {name!r} has a value {lo} below the minimum {spec.min}"
