@@ -43,6 +43,7 @@ def serve(
         raise UsageError(
             "guard serve needs uvicorn", hint="pip install 'bastion-ml[serve]'"
         ) from None
+    _need_serve_extra()
     from bastion.guard.adapters.proxy import GuardProxy
     from bastion.guard.config import load_config
     from bastion.guard.core import Guard
@@ -126,9 +127,22 @@ def verify_log(
     raise typer.Exit(0 if verdict.ok else 1)
 
 
+def _need_serve_extra() -> None:
+    """The guard's runtime needs `limits` and `prometheus_client` (the `serve` extra)."""
+    import importlib.util
+
+    missing = [m for m in ("limits", "prometheus_client") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(
+            f"the guard needs {', '.join(missing)}", hint="pip install 'bastion-ml[serve]'"
+        )
+
+
 def _store(config: Path) -> Store:
     from bastion.guard.config import load_config
     from bastion.guard.stores import open_store
+
+    _need_serve_extra()
 
     return open_store(load_config(config))
 
