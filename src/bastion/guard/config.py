@@ -80,6 +80,7 @@ class ProxySpec(_Strict):
     upstream: str | None = None
     timeout_s: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    request_timeout_s: float = Field(default=30.0, gt=0)
     predict_paths: list[str] = Field(default_factory=lambda: ["/predict"])
     review_path: str = "/guard/review"
 

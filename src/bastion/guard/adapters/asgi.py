@@ -16,14 +16,13 @@ from typing import Any
 
 from bastion.guard.adapters.codec import codec_for
 from bastion.guard.adapters.exchange import (
-    BodyTooLarge,
     ModelCallError,
     Receive,
     Scope,
     Send,
     guarded_exchange,
     headers_of,
-    read_body,
+    receive_body,
     send_json,
     serve_guard_endpoint,
 )
@@ -63,17 +62,8 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         headers = headers_of(scope)
-        try:
-            body = await read_body(receive, self.spec.max_body_bytes, headers.get("content-length"))
-        except BodyTooLarge:
-            await send_json(
-                send,
-                413,
-                {
-                    "error": "payload_too_large",
-                    "message": f"body exceeds {self.spec.max_body_bytes} bytes",
-                },
-            )
+        body = await receive_body(receive, send, self.spec, headers)
+        if body is None:
             return
 
         async def call(request: Request) -> tuple[Prediction, float]:

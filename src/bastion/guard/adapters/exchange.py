@@ -7,11 +7,13 @@ takes a prediction request through the guard around a model call.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from bastion.guard.adapters.codec import Codec, MalformedRequest
+from bastion.guard.config import ProxySpec
 from bastion.guard.core import Guard, Outcome
 from bastion.guard.request import Deny, Prediction, Request
 
@@ -21,6 +23,7 @@ __all__ = [
     "Scope",
     "guarded_exchange",
     "read_body",
+    "receive_body",
     "send_json",
     "serve_guard_endpoint",
 ]
@@ -63,6 +66,34 @@ async def read_body(receive: Receive, limit: int, declared: str | None) -> bytes
         if not msg.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+async def receive_body(
+    receive: Receive, send: Send, spec: ProxySpec, headers: dict[str, str]
+) -> bytes | None:
+    """The request body within the size and time bounds, or None once a 413/408 was sent."""
+    try:
+        return await asyncio.wait_for(
+            read_body(receive, spec.max_body_bytes, headers.get("content-length")),
+            spec.request_timeout_s,
+        )
+    except BodyTooLarge:
+        await send_json(
+            send,
+            413,
+            {"error": "payload_too_large", "message": f"body exceeds {spec.max_body_bytes} bytes"},
+        )
+    except TimeoutError:
+        await send_json(
+            send,
+            408,
+            {
+                "error": "request_timeout",
+                "message": f"body not received within {spec.request_timeout_s} s",
+            },
+            {"connection": "close"},
+        )
+    return None
 
 
 async def send_json(

@@ -15,14 +15,13 @@ import httpx
 
 from bastion.guard.adapters.codec import codec_for
 from bastion.guard.adapters.exchange import (
-    BodyTooLarge,
     ModelCallError,
     Receive,
     Scope,
     Send,
     guarded_exchange,
     headers_of,
-    read_body,
+    receive_body,
     send_json,
     serve_guard_endpoint,
 )
@@ -124,17 +123,8 @@ class GuardProxy:
             )
             return
         headers = headers_of(scope)
-        try:
-            body = await read_body(receive, self.spec.max_body_bytes, headers.get("content-length"))
-        except BodyTooLarge:
-            await send_json(
-                send,
-                413,
-                {
-                    "error": "payload_too_large",
-                    "message": f"body exceeds {self.spec.max_body_bytes} bytes",
-                },
-            )
+        body = await receive_body(receive, send, self.spec, headers)
+        if body is None:
             return
         query = scope.get("query_string", b"").decode("latin-1")
         target = self.upstream + path + (f"?{query}" if query else "")
