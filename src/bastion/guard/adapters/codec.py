@@ -49,7 +49,8 @@ def _loads(body: bytes) -> Any:
 
 def _array(data: Any, dtype: Any, shape: Any, name: str) -> npt.NDArray[Any]:
     try:
-        arr = np.asarray(data, dtype=dtype)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow → inf, caught later
+            arr = np.asarray(data, dtype=dtype)
         if shape is not None:
             arr = arr.reshape([int(d) for d in shape])
     except (ValueError, TypeError, OverflowError) as exc:
