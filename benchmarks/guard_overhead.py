@@ -157,15 +157,23 @@ def bench_inprocess(config: Path, n: int) -> dict[str, dict[str, float]]:
         for fn in fns.values():
             fn()
     # alternate the two so that load from other processes hits both alike
+    cpu = dict.fromkeys(fns, 0.0)
     for _ in range(n):
         for name, fn in fns.items():
+            c = time.thread_time()
             t = time.perf_counter()
             fn()
             dt = time.perf_counter() - t
+            cpu[name] += time.thread_time() - c
             lat[name].append(dt)
             spent[name] += dt
     out = {
-        name: {"p50": pct(v, 50), "p99": pct(v, 99), "rps": n / spent[name]}
+        name: {
+            "p50": pct(v, 50),
+            "p99": pct(v, 99),
+            "rps": n / spent[name],
+            "cpu_ms": cpu[name] / n * 1000,
+        }
         for name, v in lat.items()
     }
     guard.close()
@@ -243,20 +251,45 @@ async def _worker(
         writer.close()
 
 
+def cpu_seconds(*procs: subprocess.Popen[bytes]) -> float:
+    """User+system CPU of the server processes, from /proc (Linux)."""
+    total = 0.0
+    for p in procs:
+        try:
+            fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 async def load(port: int, seconds: float, concurrency: int) -> dict[str, float]:
     payload = request_bytes(port)
     lat: list[float] = []
     status: dict[int, int] = {}
-    await asyncio.gather(
-        *[_worker(port, payload, time.perf_counter() + 0.5, [], {}) for _ in range(concurrency)]
-    )  # warm-up
     t0 = time.perf_counter()
     await asyncio.gather(
         *[_worker(port, payload, t0 + seconds, lat, status) for _ in range(concurrency)]
     )
     wall = time.perf_counter() - t0
     bad = sum(v for k, v in status.items() if k != 200)
-    return {"p50": pct(lat, 50), "p99": pct(lat, 99), "rps": len(lat) / wall, "non200": bad}
+    return {
+        "p50": pct(lat, 50),
+        "p99": pct(lat, 99),
+        "rps": len(lat) / wall,
+        "non200": bad,
+        "n": len(lat),
+    }
+
+
+def measure(
+    port: int, seconds: float, concurrency: int, *procs: subprocess.Popen[bytes]
+) -> dict[str, float]:
+    asyncio.run(load(port, 0.5, concurrency))  # warm-up
+    before = cpu_seconds(*procs)
+    out = asyncio.run(load(port, seconds, concurrency))
+    out["cpu_ms"] = (cpu_seconds(*procs) - before) / max(out["n"], 1) * 1000
+    return out
 
 
 def bench_http(config: Path, seconds: float, concurrency: int) -> dict[str, dict[str, float]]:
@@ -265,11 +298,11 @@ def bench_http(config: Path, seconds: float, concurrency: int) -> dict[str, dict
     direct_port = free_port()
     direct = start([*me, "--serve", "direct", str(direct_port), str(config)], direct_port)
     try:
-        out["direct"] = asyncio.run(load(direct_port, seconds, concurrency))
+        out["direct"] = measure(direct_port, seconds, concurrency, direct)
         mw_port = free_port()
         mw = start([*me, "--serve", "middleware", str(mw_port), str(config)], mw_port)
         try:
-            out["ASGI middleware"] = asyncio.run(load(mw_port, seconds, concurrency))
+            out["ASGI middleware"] = measure(mw_port, seconds, concurrency, mw)
         finally:
             mw.terminate()
             mw.wait()
@@ -291,7 +324,7 @@ def bench_http(config: Path, seconds: float, concurrency: int) -> dict[str, dict
             px_port,
         )
         try:
-            out["reverse proxy"] = asyncio.run(load(px_port, seconds, concurrency))
+            out["reverse proxy"] = measure(px_port, seconds, concurrency, px, direct)
         finally:
             px.terminate()
             px.wait()
@@ -305,12 +338,14 @@ def table(title: str, rows: dict[str, dict[str, float]]) -> None:
     base = rows["direct"]
     print(f"\n{title}")
     print(
-        f"{'path':<20}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}{'added p50':>12}{'thr. ratio':>12}"
+        f"{'path':<18}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>8}{'added p50':>11}"
+        f"{'thr. ratio':>11}{'CPU ms/req':>11}{'added CPU':>10}"
     )
     for name, r in rows.items():
         print(
-            f"{name:<20}{r['p50']:>10.3f}{r['p99']:>10.3f}{r['rps']:>10.0f}"
-            f"{r['p50'] - base['p50']:>12.3f}{r['rps'] / base['rps']:>12.2f}"
+            f"{name:<18}{r['p50']:>9.3f}{r['p99']:>9.3f}{r['rps']:>8.0f}"
+            f"{r['p50'] - base['p50']:>11.3f}{r['rps'] / base['rps']:>11.2f}"
+            f"{r['cpu_ms']:>11.3f}{r['cpu_ms'] - base['cpu_ms']:>10.3f}"
         )
 
 
@@ -329,8 +364,12 @@ def main() -> None:
         inproc = bench_inprocess(config, args.calls)
         http = bench_http(config, args.seconds, args.concurrency)
     print(
-        f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}; "
-        f"full policy stack, memory store, audit log on"
+        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; python "
+        f"{sys.version.split()[0]}; full policy stack, memory store, audit log on"
+    )
+    print(
+        "CPU ms/req: CPU time per request (in-process: this thread; HTTP: the server "
+        "processes, proxy + model server for the proxy); less sensitive to other load"
     )
     table(f"in-process, {args.calls} sequential calls, 1 row", inproc)
     table(
