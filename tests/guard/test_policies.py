@@ -300,3 +300,32 @@ def test_every_request_is_one_audit_record(write_config, model, tmp_path) -> Non
     assert recs[1]["principal"] == "alice" and recs[1]["decision"] == "allow"
     assert recs[2]["decision"] == "deny" and recs[2]["reasons"] == ["api_key:unauthenticated"]
     assert len(recs[1]["digest"]) == 64 and recs[1]["guard_ms"] >= 0
+
+
+def test_throttle_action_limits_only_the_suspect(write_config, tmp_path: Path, model) -> None:
+    registry("detectors").register("repeats", RepeatDetector)
+    cfg = yaml.safe_load(write_config().read_text())
+    cfg["policies"][1] = {"kind": "quota", "per_principal": ["1000/minute"]}
+    cfg["policies"].insert(
+        3,
+        {
+            "kind": "detection",
+            "detectors": [{"kind": "repeats"}],
+            "throttle": "1/minute",
+            "actions": [{"at": 1, "action": "flag"}, {"at": 2, "action": "throttle"}],
+        },
+    )
+    path = tmp_path / "g5.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    guard, g = _guarded(path, model)
+    alice = token("alice")
+    for _ in range(2):
+        g(X, api_key=alice)
+    assert guard.store.get_state("alice").active_action() == "flag"
+    g(X, api_key=alice)  # evidence 2: throttled from the next request on
+    g(X, api_key=alice)  # the one request the throttle window allows
+    with pytest.raises(GuardDenied) as err:
+        g(X, api_key=alice)
+    assert err.value.deny.status == 429
+    for _ in range(3):
+        g(X, api_key=token("bob"))
