@@ -147,9 +147,13 @@ def wait_http(
 
 
 @contextlib.contextmanager
-def guard_process(config: Path, upstream: str) -> Iterator[str]:
-    """`python -m bastion guard serve` as a real process; yields its base URL."""
-    port = free_port()
+def guard_process(
+    config: Path, upstream: str, port: int | None = None, kill: bool = False
+) -> Iterator[str]:
+    """`python -m bastion guard serve` as a real process; yields its base URL.
+
+    With `kill`, the process is ended by SIGKILL (a crash) instead of a clean stop."""
+    port = port or free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.Popen(
         [
@@ -174,7 +178,10 @@ def guard_process(config: Path, upstream: str) -> Iterator[str]:
         wait_http(base + "/guard/healthz", proc=proc)
         yield base
     finally:
-        proc.terminate()
+        if kill:
+            proc.kill()
+        else:
+            proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -279,3 +279,23 @@ def test_guard_serve_cli_rejects_bad_input(run_cli, write_config) -> None:
     bad.write_text(yaml.safe_dump({"modle": {}}))
     res = run_cli("guard", "serve", "--config", str(bad), "--upstream", "http://127.0.0.1:1")
     assert res.returncode == 2 and f"{bad}:1:1: modle" in res.stderr
+
+
+def test_sigkill_and_restart_keeps_quota_and_audit_chain(write_config, model, tmp_path) -> None:
+    from tests.guard.servers import guard_process
+
+    config = write_config()
+    body = oip([[5.1, 3.5, 1.4, 0.2]])
+    with ThreadServer(model_app(model)) as upstream:
+        with guard_process(config, upstream, kill=True) as base:
+            for _ in range(3):
+                assert httpx.post(base + INFER, json=body, headers=auth("alice")).status_code == 200
+        with guard_process(config, upstream) as base:
+            codes = [
+                httpx.post(base + INFER, json=body, headers=auth("alice")).status_code
+                for _ in range(3)
+            ]
+    assert codes == [200, 200, 429]  # 5/minute counted across the crash
+    v = verify_log([tmp_path / "audit.jsonl"])
+    assert v.ok, v.problems
+    assert v.records == 2 + 6  # two start records, every decision kept

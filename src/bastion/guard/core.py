@@ -91,6 +91,7 @@ class Guard:
             path = spec.path.format(host=socket.gethostname(), pid=os.getpid())
             self.audit = AuditLog(config.resolve(path), max_bytes=spec.max_bytes, fsync=spec.fsync)
         self._model = f"{config.model.name}:{config.model.version}".rstrip(":")
+        self._counters: dict[tuple[str, str, str], Any] = {}
         if self.audit:
             self.audit.write(
                 {
@@ -200,7 +201,11 @@ class Guard:
     def _finish(
         self, adm: Admission, out: Outcome, policy: str, reason: str, model_s: float
     ) -> None:
-        DECISIONS.labels(out.decision, policy or "-", reason or "-").inc()
+        key = (out.decision, policy or "-", reason or "-")
+        counter = self._counters.get(key)
+        if counter is None:  # label lookups cost more than the increment; keep the children
+            counter = self._counters[key] = DECISIONS.labels(*key)
+        counter.inc()
         LATENCY.observe(adm.overhead_s)
         if self.audit is None:
             return
