@@ -334,3 +334,15 @@ def test_review_and_throttle_actions_hit_only_the_suspect(
     assert err.value.deny.status == 429
     for _ in range(3):
         g(X, api_key=token("bob"))
+
+
+def test_a_failing_model_is_audited_and_raised(write_config, model, tmp_path) -> None:
+    def broken(x: np.ndarray) -> np.ndarray:
+        raise RuntimeError("weights missing")
+
+    guard = Guard(load_config(write_config()))
+    _OPEN.append(guard)
+    with pytest.raises(RuntimeError, match="weights missing"):
+        wrap(guard, broken)(X, api_key=token("alice"))
+    last = yaml.safe_load((tmp_path / "audit.jsonl").read_text().splitlines()[-1])
+    assert last["decision"] == "error" and last["reasons"] == ["model:model_error"]

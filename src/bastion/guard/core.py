@@ -231,7 +231,11 @@ class Guard:
         if adm.denied:
             return adm.denied
         t = time.perf_counter()
-        prediction = model(adm.request)
+        try:
+            prediction = model(adm.request)
+        except Exception as exc:
+            self.fail(adm, 502, "model_error", f"the model raised {type(exc).__name__}")
+            raise
         return self.complete(adm, prediction, time.perf_counter() - t)
 
     async def handle_async(
@@ -241,7 +245,11 @@ class Guard:
         if adm.denied:
             return adm.denied
         t = time.perf_counter()
-        prediction = await model(adm.request)
+        try:
+            prediction = await model(adm.request)
+        except Exception as exc:
+            self.fail(adm, 502, "model_error", f"the model raised {type(exc).__name__}")
+            raise
         return self.complete(adm, prediction, time.perf_counter() - t)
 
     def ready(self) -> bool:
