@@ -13,7 +13,9 @@
         │   ├── EndpointTimeout       the endpoint did not answer in time (a hang, for probes)
         │   ├── BudgetExhausted       the query ledger's budget is spent
         │   └── AccessDenied          an attack asked for output the target does not give
-        └── ScanError                 an artifact could not be read at all
+        ├── ScanError                 an artifact could not be read at all
+        ├── StoreError                the guard's state store (SQLite, Redis) is unavailable
+        └── IntegrityError            a model artifact's digest does not match its pin
 
 Every error carries a message that says what went wrong, where, and how to fix
 it; the CLI prints `str(error)` and never a traceback.
@@ -28,10 +30,12 @@ __all__ = [
     "ConfigError",
     "EndpointError",
     "EndpointTimeout",
+    "IntegrityError",
     "ManifestError",
     "OperationalError",
     "PluginError",
     "ScanError",
+    "StoreError",
     "TargetError",
     "UsageError",
 ]
@@ -144,3 +148,11 @@ class AccessDenied(TargetError):
 
 class ScanError(OperationalError):
     pass
+
+
+class StoreError(OperationalError):
+    """The guard's state store failed; policies turn this into fail-closed or fail-open."""
+
+
+class IntegrityError(OperationalError):
+    """A model artifact does not match the digest it is pinned to; the guard refuses to start."""

@@ -35,6 +35,7 @@ _COMMAND_MODULES = (
     "bastion.cli.probe",
     "bastion.cli.attack",
     "bastion.cli.scan",
+    "bastion.cli.guard",
 )
 
 
