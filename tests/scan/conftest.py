@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pickle_asm import Asm
@@ -41,9 +39,3 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str
 @pytest.fixture
 def evil_pickle(tmp_path: Path) -> bytes:
     return Asm(2).call("os", "system", f"touch {tmp_path / 'PWNED'}").stop()
-
-
-def findings(stdout: str) -> list[dict[str, Any]]:
-    data: dict[str, Any] = json.loads(stdout)
-    result: list[dict[str, Any]] = data["findings"]
-    return result

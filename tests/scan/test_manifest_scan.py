@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from pickle_asm import ZipSpec
-
-from conftest import findings
+from scan_json import findings
 
 Cli = Callable[..., tuple[int, str, str]]
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pickle_asm import ZipSpec
-
-from conftest import findings
+from scan_json import findings
 
 Cli = Callable[..., tuple[int, str, str]]
 
