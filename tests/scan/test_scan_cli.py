@@ -184,3 +184,12 @@ def test_no_digest_skips_the_hash(cli: Cli, tmp_path: Path) -> None:
     np.save(tmp_path / "a.npy", np.arange(3))
     code, out, _ = cli("scan", str(tmp_path / "a.npy"), "-f", "json", "--no-digest")
     assert code == 0 and findings(out)[0]["evidence"]["sha256"] is None
+
+
+def test_rule_mitigations_name_catalogue_entries() -> None:
+    from bastion.catalogue import load_catalogue
+    from bastion.scan import RULES
+
+    ids = {m.id for m in load_catalogue().mitigations}
+    for rule in RULES.values():
+        assert set(rule.mitigations) <= ids, rule.id

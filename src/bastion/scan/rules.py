@@ -49,7 +49,9 @@ class Rule:
     effect: Verdict  # what the rule does to the verdict of the file it is found in
     cwe: tuple[str, ...] = ("CWE-502",)
     atlas: tuple[str, ...] = ("AML.T0010",)
-    mitigations: tuple[str, ...] = ("verify-artifacts",)
+    # Catalogue mitigation ids: M13 verify artifacts before loading, M17 validate third-party
+    # models, M12 keep models off untrusted devices, M14 version and roll back.
+    mitigations: tuple[str, ...] = ("M13", "M17")
 
 
 _S, _M, _C, _N = Verdict.SUSPICIOUS, Verdict.MALICIOUS, Verdict.COULD_NOT_SCAN, Verdict.CLEAN
@@ -132,7 +134,7 @@ _TABLE = [
         _N,
         cwe=("CWE-200",),
         atlas=("AML.T0044",),
-        mitigations=("keep-models-server-side",),
+        mitigations=("M12",),
     ),
     Rule(
         "S402",
@@ -141,11 +143,32 @@ _TABLE = [
         _N,
         cwe=("CWE-200",),
         atlas=("AML.T0044",),
-        mitigations=("keep-models-server-side",),
+        mitigations=("M12",),
     ),
-    Rule("S501", "Artifact digest differs from the pinned sha256", _SEV.HIGH, _S, cwe=("CWE-354",)),
-    Rule("S502", "Model signature does not verify", _SEV.HIGH, _S, cwe=("CWE-347",)),
-    Rule("S503", "Artifact declared in the manifest is missing", _SEV.HIGH, _C, cwe=()),
+    Rule(
+        "S501",
+        "Artifact digest differs from the pinned sha256",
+        _SEV.HIGH,
+        _S,
+        cwe=("CWE-354",),
+        mitigations=("M13", "M14"),
+    ),
+    Rule(
+        "S502",
+        "Model signature does not verify",
+        _SEV.HIGH,
+        _S,
+        cwe=("CWE-347",),
+        mitigations=("M13", "M14"),
+    ),
+    Rule(
+        "S503",
+        "Artifact declared in the manifest is missing",
+        _SEV.HIGH,
+        _C,
+        cwe=(),
+        mitigations=("M01", "M13"),
+    ),
     Rule("S504", "Model signature verified", _SEV.INFO, _N, cwe=(), mitigations=()),
     Rule(
         "S505", "Artifact content differs from its declared format", _SEV.HIGH, _S, cwe=("CWE-434",)
