@@ -193,3 +193,12 @@ def test_rule_mitigations_name_catalogue_entries() -> None:
     ids = {m.id for m in load_catalogue().mitigations}
     for rule in RULES.values():
         assert set(rule.mitigations) <= ids, rule.id
+
+
+def test_rule_atlas_ids_exist_in_the_shipped_atlas_table() -> None:
+    from bastion.catalogue import atlas_table
+    from bastion.scan import RULES
+
+    known = atlas_table()["techniques"]
+    for rule in RULES.values():
+        assert all(t in known for t in rule.atlas), rule.id

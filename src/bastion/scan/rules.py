@@ -48,7 +48,7 @@ class Rule:
     severity: Severity
     effect: Verdict  # what the rule does to the verdict of the file it is found in
     cwe: tuple[str, ...] = ("CWE-502",)
-    atlas: tuple[str, ...] = ("AML.T0010",)
+    atlas: tuple[str, ...] = ("AML.T0010.003", "AML.T0011.000")
     # Catalogue mitigation ids: M13 verify artifacts before loading, M17 validate third-party
     # models, M12 keep models off untrusted devices, M14 version and roll back.
     mitigations: tuple[str, ...] = ("M13", "M17")
