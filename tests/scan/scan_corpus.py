@@ -146,6 +146,19 @@ def _benign_tensors(c: Corpus) -> None:
     c.add("benign/model.onnx", onnx_model(), BENIGN, "onnx")
     c.add("benign/model.keras", keras_zip(keras_config()), BENIGN, "keras")
     c.add("benign/torch_hand.pt", c.torch_zip(c.torch_pkl()).build(), BENIGN, "torch zip (by hand)")
+    script = Asm(2).glob("__torch__.Net", "Net").empty_tuple().newobj().put(0).dict()
+    script.s("training").raw(b"\x89").setitem().build()
+    debug = Asm(2).glob("torch.jit._pickle", "build_intlist").mark().raw(b"]").tup().reduce()
+    ts = (
+        ZipSpec()
+        .add("m/data.pkl", script.stop())
+        .add("m/constants.pkl", Asm(2).empty_tuple().stop())
+    )
+    ts.add(
+        "m/code/__torch__/net.py", b"class Net(Module):\n  def forward(self, x):\n    return x\n"
+    )
+    ts.add("m/code/__torch__/net.py.debug_pkl", debug.stop()).add("m/version", b"3\n")
+    c.add("benign/torchscript_hand.pt", ts.build(), BENIGN, "TorchScript archive (by hand)")
     try:
         import torch
     except ImportError:
@@ -157,9 +170,13 @@ def _benign_tensors(c: Corpus) -> None:
         ("checkpoint.pt", {"model": net.state_dict(), "epoch": 3,
          "optim": torch.optim.Adam(net.parameters()).state_dict()}, {}),
         ("legacy.pt", net.state_dict(), {"_use_new_zipfile_serialization": False}),
+        ("script.pt", torch.jit.script(net), {}),
     ):  # fmt: skip
         buf = io.BytesIO()
-        torch.save(obj, buf, **kw)
+        if name == "script.pt":
+            torch.jit.save(obj, buf)
+        else:
+            torch.save(obj, buf, **kw)
         c.add(f"benign/torch_{name}", buf.getvalue(), BENIGN, "torch")
 
 

@@ -113,3 +113,16 @@ def test_checkpoint_configs_are_allowed_for_torch_files() -> None:
         got = classify_import(module, name, frameworks=torch_fw)
         assert got.verdict is ImportClass.ALLOWED and got.framework == "configs"
     assert classify_import("typing", "get_type_hints").verdict is ImportClass.UNKNOWN
+
+
+def test_torchscript_globals_are_allowed_only_inside_torchscript_archives() -> None:
+    ts = ("python", "torch", "numpy", "torchscript")
+    assert classify_import("__torch__.Net", "Net", frameworks=ts).verdict is ImportClass.ALLOWED
+    assert classify_import("__torch__.Net", "Net").verdict is ImportClass.ALLOWED
+    assert (
+        classify_import("__torch__.Net", "Net", frameworks=("python", "torch")).verdict
+        is ImportClass.UNKNOWN
+    )
+    jit = classify_import("torch.jit._pickle", "build_intlist", frameworks=ts)
+    assert jit.verdict is ImportClass.ALLOWED
+    assert classify_import("torch.jit", "load", frameworks=ts).verdict is ImportClass.GADGET

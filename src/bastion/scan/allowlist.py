@@ -258,6 +258,27 @@ def _torch_allowed(module: str, name: str) -> bool:
     return module in ("torch.nn.functional", "torch.nn.init") and bool(_IDENT.match(name))
 
 
+# TorchScript archives are read by torch.jit's own unpickler: globals resolve to script
+# classes (`__torch__.*`) and a few list builders, never to arbitrary Python.
+_JIT_BUILDERS = frozenset(
+    ("torch.jit._pickle", n)
+    for n in (
+        "build_intlist",
+        "build_tensorlist",
+        "build_doublelist",
+        "build_boollist",
+        "build_tensor_from_id",
+        "restore_type_tag",
+    )
+)
+
+
+def _torchscript_allowed(module: str, name: str) -> bool:
+    if (module, name) in _JIT_BUILDERS:
+        return True
+    return (module == "__torch__" or module.startswith("__torch__.")) and bool(_IDENT.match(name))
+
+
 def _pandas_allowed(module: str, name: str) -> bool:
     if not module.startswith("pandas."):
         return False
@@ -299,6 +320,7 @@ FRAMEWORKS = {
     "pandas": _pandas_allowed,
     "boosting": _boosting_allowed,
     "configs": _config_allowed,
+    "torchscript": _torchscript_allowed,
 }
 
 
@@ -338,7 +360,8 @@ def classify_import(
     raw_reason = _is_gadget(module, name)
     module_r, name_r = resolve_name(module, name, protocol)
     reason = raw_reason or _is_gadget(module_r, name_r)
-    if reason is not None and not _python_allowed(module_r, name_r):
+    harmless = _python_allowed(module_r, name_r) or (module_r, name_r) in _JIT_BUILDERS
+    if reason is not None and not harmless:
         return ImportDecision(module_r, name_r, ImportClass.GADGET, reason=reason)
     if "." not in name_r and _IDENT.match(name_r):
         for fw in frameworks or tuple(FRAMEWORKS):

@@ -46,6 +46,8 @@ def _escapes(name: str) -> bool:
 def bundle_kind(names: list[str]) -> str:
     """What kind of client bundle (or model container) a member list describes."""
     s = set(names)
+    if any(n.endswith("/constants.pkl") for n in s) and any("/code/" in n for n in s):
+        return "torchscript"
     if any(n == "data.pkl" or n.endswith("/data.pkl") for n in s):
         return "pytorch"
     if "config.json" in s and ({"metadata.json", "model.weights.h5"} & s):
@@ -64,7 +66,7 @@ def bundle_kind(names: list[str]) -> str:
     return "zip"
 
 
-_MODEL_CONTAINERS = {"pytorch", "keras", "numpy-npz", "pytorch-legacy-tar"}
+_MODEL_CONTAINERS = {"pytorch", "torchscript", "keras", "numpy-npz", "pytorch-legacy-tar"}
 
 
 _APP_BUNDLES = {"apk", "ipa", "jar", "wheel"}
@@ -127,9 +129,9 @@ def scan_zip(
     if listing.prefix_bytes:
         head = io.BufferedReader(Window(stream, 0, listing.prefix_bytes))
         scanner.scan_blob(head, _child(member, "<prefix>"), depth + 1, ctx, _ALL)
-    fws = _TORCH if kind == "pytorch" else _ALL
+    fws = {"pytorch": _TORCH, "torchscript": (*_TORCH, "torchscript")}.get(kind, _ALL)
     roots = sorted({n.rpartition("/")[0] for n in names if n.endswith("data.pkl")})
-    if kind == "pytorch" and len(roots) > 1:
+    if kind in ("pytorch", "torchscript") and len(roots) > 1:
         ctx.issues.append(
             Issue(
                 "S210",
@@ -149,7 +151,7 @@ def scan_zip(
             ctx.issues.append(
                 Issue("S205", f"member name {e.name!r} escapes the archive root", child, "path")
             )
-        if kind == "pytorch" and _STORAGE.match(e.name):
+        if kind in ("pytorch", "torchscript") and _STORAGE.match(e.name):
             continue  # raw tensor bytes: torch reads them as storage, never unpickles them
         if kind == "keras" and e.name.endswith(".h5") and "/" not in e.name:
             continue  # the weights file: arrays only, Keras takes the architecture from config

@@ -27,6 +27,7 @@ _AS_DECLARED = {
     "pytorch": "torch",
     "pytorch-legacy": "torch",
     "pytorch-legacy-tar": "torch",
+    "torchscript": "torchscript",
     "numpy": "numpy",
     "numpy-npz": "numpy",
     "keras": "keras",
@@ -145,7 +146,7 @@ def format_mismatches(declared: dict[str, Declared], scans: Sequence[FileScan]) 
     for scan in scans:
         want = declared.get(scan.path)
         whole = next((a for a in scan.artifacts if a.member is None), None)
-        if want is None or want.format in ("other", "savedmodel", "coreml", "torchscript"):
+        if want is None or want.format in ("other", "savedmodel", "coreml"):
             continue
         found = _AS_DECLARED.get(whole.format.split("+")[0], whole.format) if whole else None
         if found == want.format:
