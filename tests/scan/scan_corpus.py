@@ -91,11 +91,15 @@ class Corpus:
 
 def _benign_sklearn(c: Corpus) -> None:
     import joblib
+    from sklearn.compose import ColumnTransformer
+    from sklearn.decomposition import PCA
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+    from sklearn.svm import SVC
 
     rng = np.random.default_rng(0)
     x = rng.random((40, 4))
@@ -105,6 +109,12 @@ def _benign_sklearn(c: Corpus) -> None:
         "forest": RandomForestClassifier(n_estimators=3, random_state=0),
         "knn": KNeighborsClassifier(algorithm="kd_tree"),
         "log1p": make_pipeline(FunctionTransformer(np.log1p), LogisticRegression()),
+        "pca_svc": make_pipeline(PCA(2), SVC()),
+        "grid": GridSearchCV(SVC(), {"C": [0.5, 1.0]}, cv=2),
+        "columns": make_pipeline(
+            ColumnTransformer([("s", StandardScaler(), [0]), ("o", OneHotEncoder(), [1])]),
+            LogisticRegression(),
+        ),
     }
     for name, model in models.items():
         model.fit(x, y)

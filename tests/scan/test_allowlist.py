@@ -126,3 +126,21 @@ def test_torchscript_globals_are_allowed_only_inside_torchscript_archives() -> N
     jit = classify_import("torch.jit._pickle", "build_intlist", frameworks=ts)
     assert jit.verdict is ImportClass.ALLOWED
     assert classify_import("torch.jit", "load", frameworks=ts).verdict is ImportClass.GADGET
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("numpy", "float64"),
+        ("numpy", "int64"),
+        ("numpy.ma", "MaskedArray"),
+        ("sklearn.svm._classes", "SVC"),
+        ("torch.nn.modules.activation", "GELU"),
+    ],
+)
+def test_scalar_types_and_all_caps_classes_are_allowed(module: str, name: str) -> None:
+    assert classify_import(module, name).verdict is ImportClass.ALLOWED
+
+
+def test_reexported_gadget_under_an_allowed_prefix_is_still_critical() -> None:
+    assert classify_import("sklearn.utils.fixes", "Popen").verdict is ImportClass.GADGET

@@ -63,7 +63,9 @@ _GADGET_NAMES = _pairs(_GADGETS["names"])
 _GADGET_SEGMENTS = frozenset(_GADGETS["segments"])
 LOADS_LIKE = _pairs(_GADGETS["loads_like"])
 
-_CAMEL = re.compile(r"^_?[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*$")
+# Class-like names (PCA, SVC, GELU, KDTree, _BinMapper); re-exported gadgets such as
+# `Popen` are caught by the deny-list's name segments before any allow-list is read.
+_CAMEL = re.compile(r"^_?[A-Z][A-Za-z0-9_]*$")
 _PYX = re.compile(r"^__pyx_unpickle_[A-Za-z0-9_]+$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -113,6 +115,8 @@ _NUMPY = frozenset(
         ("numpy", "matrix"),
         ("numpy.matrixlib.defmatrix", "matrix"),
         ("numpy.ma.core", "MaskedArray"),
+        ("numpy.ma", "MaskedArray"),
+        ("numpy.ma.core", "MaskedConstant"),
         ("numpy.ma.core", "_mareconstruct"),
         ("numpy.random._pickle", "__randomstate_ctor"),
         ("numpy.random._pickle", "__generator_ctor"),
@@ -152,19 +156,23 @@ def _numpy_allowed(module: str, name: str) -> bool:
     if module == "numpy.dtypes" and _CAMEL.match(name) and name.endswith("DType"):
         return True
     if module in ("numpy", "numpy.core.umath", "numpy._core.umath") and _IDENT.match(name):
-        return _is_numpy_ufunc(name)
+        return _is_numpy_value_type_or_ufunc(name)
     return False
 
 
-def _is_numpy_ufunc(name: str) -> bool:
-    """Ufuncs (`np.log1p` in a FunctionTransformer) are pure element-wise maths.
+def _is_numpy_value_type_or_ufunc(name: str) -> bool:
+    """Ufuncs (`np.log1p` in a FunctionTransformer) and scalar types (`dtype=np.float64`).
 
-    The check reads numpy's module dict; it never resolves an attacker-chosen
-    attribute through `getattr`, which could run a module `__getattr__`.
+    Both are plain maths or plain types. The check reads numpy's module dict; it
+    never resolves an attacker-chosen attribute through `getattr`, which could
+    run a module `__getattr__`.
     """
     import numpy
 
-    return isinstance(vars(numpy).get(name), numpy.ufunc)
+    obj = vars(numpy).get(name)
+    if isinstance(obj, numpy.ufunc):
+        return True
+    return isinstance(obj, type) and issubclass(obj, numpy.generic)
 
 
 _SKLEARN_FUNCS = frozenset({"newObj", "_reconstruct"})
