@@ -173,7 +173,18 @@ def _benign_tensors(c: Corpus) -> None:
         import torch
     except ImportError:
         return
-    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU(), torch.nn.BatchNorm1d(2))
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.GELU(), torch.nn.BatchNorm1d(2))
+    rnn = torch.nn.LSTM(4, 8, batch_first=True)
+    rich = {
+        "model": net.state_dict(),
+        "optim": torch.optim.AdamW(net.parameters()).state_dict(),
+        "bf16": torch.ones(2, dtype=torch.bfloat16),
+        "sparse": torch.eye(3).to_sparse(),
+        "quantized": torch.quantize_per_tensor(torch.ones(3), 0.1, 0, torch.quint8),
+        "size": torch.Size([2, 3]),
+        "device": torch.device("cpu"),
+        "rng": torch.get_rng_state(),
+    }
     for name, obj, kw in (
         ("state_dict.pt", net.state_dict(), {}),
         ("full_module.pt", net, {}),
@@ -181,6 +192,8 @@ def _benign_tensors(c: Corpus) -> None:
          "optim": torch.optim.Adam(net.parameters()).state_dict()}, {}),
         ("legacy.pt", net.state_dict(), {"_use_new_zipfile_serialization": False}),
         ("script.pt", torch.jit.script(net), {}),
+        ("legacy_full.pt", rnn, {"_use_new_zipfile_serialization": False}),
+        ("rich_checkpoint.pt", rich, {}),
     ):  # fmt: skip
         buf = io.BytesIO()
         if name == "script.pt":

@@ -113,3 +113,18 @@ def test_unresolvable_nested_argument_is_suspicious() -> None:
 def test_probe_mode_ignores_plain_data() -> None:
     rep = analyse_pickle(io.BytesIO(b"PNG\r\n\x1a\n...."), member=None, frameworks=_ALL, probe=True)
     assert not rep.is_pickle and rep.issues == []
+
+
+def test_legacy_torch_module_class_behind_a_persistent_id_is_followed() -> None:
+    a = Asm(2).mark().s("module").glob("torch.nn.modules.linear", "Linear").s("f.py").s("src")
+    a.tup().raw(b"Q").empty_tuple().newobj()
+    rep = analyse_pickle(io.BytesIO(a.stop()), member=None, frameworks=_ALL)
+    assert rep.issues == [] and "torch.nn.modules.linear.Linear" in rep.allowed
+    evil = Asm(2).mark().s("module").glob("os", "system").s("f.py").s("src").tup().raw(b"Q")
+    evil.mark().s("x").tup().reduce()
+    assert [r for r, _ in _rules(evil.stop())] == ["S101"]
+
+
+def test_calling_an_opaque_persistent_object_is_flagged() -> None:
+    a = Asm(2).mark().s("storage").tup().raw(b"Q").empty_tuple().reduce()
+    assert [r for r, _ in _rules(a.stop())] == ["S104"]

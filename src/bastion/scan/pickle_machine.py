@@ -356,10 +356,15 @@ class PickleMachine:
                 self.build_hook(self, target, self.stream)
 
     def _persid(self, name: str, arg: Any, pos: int) -> None:
-        if name == "BINPERSID":
-            self._pop(pos)
+        pid = self._pop(pos) if name == "BINPERSID" else arg
         self.result.persistent_ids += 1
-        self.stack.append(_Opaque("persistent"))
+        # Legacy torch.save stores a module's class as ('module', cls, file, source) and its
+        # persistent_load hands back `cls`: follow it, so calling it is judged as a call of cls.
+        items = pid.items if isinstance(pid, Seq) else []
+        if len(items) > 1 and items[0] == "module" and isinstance(items[1], Global):
+            self.stack.append(items[1])
+        else:
+            self.stack.append(_Opaque("persistent"))
 
     def _ext(self, name: str, arg: Any, pos: int) -> None:
         self.result.extensions.append((int(arg), pos))
