@@ -52,6 +52,25 @@ HOP_BY_HOP = frozenset(
 )
 _OIP_INFER = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?/infer$")
 _OIP_HEALTH = frozenset({"/v2/health/live", "/v2/health/ready"})
+_OIP_MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?$")
+_DATATYPES = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32"}
+
+
+def minimal_metadata(guard: Guard) -> dict[str, object]:
+    """What a legitimate OIP client needs to call the model, and nothing more.
+
+    The upstream's own metadata (versions, platform, paths) is never passed on;
+    outputs list the label only, which is what the output policy guarantees.
+    """
+    spec = guard.config.model
+    return {
+        "name": spec.name,
+        "inputs": [
+            {"name": i.name, "datatype": _DATATYPES.get(i.dtype, "FP32"), "shape": i.shape}
+            for i in spec.inputs
+        ],
+        "outputs": [{"name": spec.label_output, "datatype": "INT64", "shape": [-1]}],
+    }
 
 
 def forward_headers(headers: dict[str, str], principal: str) -> dict[str, str]:
@@ -103,6 +122,13 @@ class GuardProxy:
         if scope["method"] == "GET" and path in _OIP_HEALTH and self.codec.model.protocol == "oip":
             ok = await self._upstream_ready(path)
             await send_json(send, 200 if ok else 503, {"live" if "live" in path else "ready": ok})
+            return
+        meta = _OIP_MODEL.match(path) if self.codec.model.protocol == "oip" else None
+        if scope["method"] == "GET" and meta is not None:
+            if meta.group(1) != self.codec.model.name:
+                await send_json(send, 404, {"error": "not_found", "message": "unknown model"})
+            else:
+                await send_json(send, 200, minimal_metadata(self.guard))
             return
         m = _OIP_INFER.match(path)
         is_predict = (
