@@ -188,7 +188,7 @@ def test_upstream_down_is_502_json(proxy) -> None:
 
 
 def test_upstream_slow_is_504_json(proxy, model) -> None:
-    with ThreadServer(model_app(model, delay_s=2.0)) as slow:
+    with ThreadServer(model_app(model, delay_s=1.0)) as slow:
         base, _ = proxy(target=slow, proxy={"timeout_s": 0.3})
         r = httpx.post(base + INFER, json=oip([[5.1, 3.5, 1.4, 0.2]]), headers=auth("alice"))
         assert r.status_code == 504
