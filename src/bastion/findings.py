@@ -16,6 +16,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 __all__ = [
+    "Change",
+    "ChangeStatus",
+    "Comparison",
     "Confidence",
     "EvidenceValue",
     "Finding",
@@ -202,6 +205,41 @@ class RunInfo(_Frozen):
     notes: tuple[str, ...] = ()
 
 
+class ChangeStatus(StrEnum):
+    """What a mitigation did to one finding, judged by re-running the same assessment."""
+
+    RESOLVED = "resolved"
+    REDUCED = "reduced"
+    UNCHANGED = "unchanged"
+    WORSENED = "worsened"
+    NEW = "new"
+
+
+class Change(_Frozen):
+    """One finding before and after; `deltas` holds each measured value that moved."""
+
+    match: str
+    rule_id: str
+    title: str
+    subject: str
+    status: ChangeStatus
+    before: Severity | None = None
+    after: Severity | None = None
+    deltas: dict[str, tuple[EvidenceValue, EvidenceValue]] = Field(default_factory=dict)
+
+
+class Comparison(_Frozen):
+    before: RunInfo
+    after: RunInfo
+    changes: tuple[Change, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in ChangeStatus}
+        for c in self.changes:
+            out[c.status.value] += 1
+        return out
+
+
 class Report(_Frozen):
     """Findings plus what reporters need to render them without re-running anything.
 
@@ -213,6 +251,7 @@ class Report(_Frozen):
     run: RunInfo = Field(default_factory=RunInfo)
     series: tuple[Series, ...] = ()
     system: Annotated[dict[str, Any] | None, Field(default=None)] = None
+    comparison: Comparison | None = None
 
     def sorted(self) -> Report:
         ordered = tuple(sorted(self.findings, key=Finding.sort_key))

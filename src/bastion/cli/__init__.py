@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bastion.errors import BastionError
 
@@ -30,6 +31,10 @@ _err = Console(stderr=True)
 # One line per capability module that contributes commands.
 _COMMAND_MODULES = (
     "bastion.cli.threats",
+    "bastion.cli.audit",
+    "bastion.cli.probe",
+    "bastion.cli.attack",
+    "bastion.cli.scan",
     "bastion.cli.guard",
 )
 
@@ -53,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="bastion")
     except BastionError as exc:
-        _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
+        _err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _err.print("interrupted")

@@ -9,8 +9,9 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 
 from bastion.findings import Report, Severity
-from bastion.report.context import by_subject, mitigation_title, worst_by_subject
+from bastion.report.context import by_subject, mitigation_title, risk_matrix, worst_by_subject
 from bastion.report.diagram import SEVERITY_COLOUR, render_diagram
+from bastion.report.plots import comparison_chart, series_charts
 
 __all__ = ["render_html"]
 
@@ -49,4 +50,8 @@ def render_html(report: Report) -> str:
         diagram=diagram,
         top=[f for f in ordered.findings if f.severity.rank >= 3][:5],
         series=report.series,
+        charts=series_charts(report.series),
+        matrix=risk_matrix(report),
+        comparison=report.comparison,
+        comparison_uri=comparison_chart(report.comparison) if report.comparison else None,
     )

@@ -43,6 +43,29 @@ def _finding(f: Finding) -> list[str]:
     return lines
 
 
+def _comparison(report: Report) -> list[str]:
+    comp = report.comparison
+    assert comp is not None
+    counts = comp.counts()
+    out = [
+        "## Before and after",
+        "",
+        " · ".join(f"{n} {status}" for status, n in counts.items()),
+        "",
+        "| status | rule | subject | severity | what changed |",
+        "|---|---|---|---|---|",
+    ]
+    for c in comp.changes:
+        sev = f"{c.before.value if c.before else '—'} → {c.after.value if c.after else '—'}"
+        moved = "; ".join(
+            f"{k}: {json.dumps(a)} → {json.dumps(b)}" for k, (a, b) in c.deltas.items()
+        )
+        out.append(
+            f"| {c.status.value} | {c.rule_id} | {_cell(c.subject)} | {sev} | {_cell(moved)} |"
+        )
+    return [*out, ""]
+
+
 def render_markdown(report: Report) -> str:
     run = report.run
     counts = report.counts()
@@ -59,6 +82,8 @@ def render_markdown(report: Report) -> str:
     ]
     if run.suppressed:
         out += [f"{run.suppressed} findings suppressed by declared assumptions.", ""]
+    if report.comparison is not None:
+        out += _comparison(report)
     ordered = report.sorted().findings
     if not ordered:
         out += ["No findings.", ""]
