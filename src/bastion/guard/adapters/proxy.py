@@ -28,7 +28,7 @@ from bastion.guard.adapters.exchange import (
 from bastion.guard.adapters.upstream import UpstreamPool
 from bastion.guard.core import Guard
 from bastion.guard.metrics import UPSTREAM_ERRORS
-from bastion.guard.request import Prediction, Request
+from bastion.guard.request import Deny, Prediction, Request
 
 __all__ = ["GuardProxy"]
 
@@ -52,6 +52,7 @@ HOP_BY_HOP = frozenset(
 )
 _OIP_INFER = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?/infer$")
 _OIP_HEALTH = frozenset({"/v2/health/live", "/v2/health/ready"})
+_OIP_METADATA = re.compile(r"^/v2(?:/models/[^/]+(?:/versions/[^/]+)?(?:/ready)?)?$")
 
 
 def forward_headers(headers: dict[str, str], principal: str) -> dict[str, str]:
@@ -104,6 +105,14 @@ class GuardProxy:
             ok = await self._upstream_ready(path)
             await send_json(send, 200 if ok else 503, {"live" if "live" in path else "ready": ok})
             return
+        if (
+            scope["method"] == "GET"
+            and self.spec.expose_metadata
+            and self.codec.model.protocol == "oip"
+            and _OIP_METADATA.match(path)
+        ):
+            await self._metadata(scope, send, path)
+            return
         m = _OIP_INFER.match(path)
         is_predict = (
             (m is not None)
@@ -136,6 +145,40 @@ class GuardProxy:
             self.guard, self.codec, body, headers, m.group(1) if m else "", call
         )
         await send_json(send, status, None, out_headers, raw=out)
+
+    async def _metadata(self, scope: Scope, send: Send, path: str) -> None:
+        """Model metadata for authenticated callers only (it tells an attacker shapes/names)."""
+        from bastion.guard.review import ReviewDesk
+
+        has_auth = any(p.name == "api_key" for p in self.guard.policies)
+        who = ReviewDesk(self.guard).authenticate(headers_of(scope)) if has_auth else None
+        if isinstance(who, Deny):
+            await send_json(
+                send, who.status, {"error": who.reason, "message": who.message}, dict(who.headers)
+            )
+            return
+        try:
+            if self._pool is not None:
+                resp = await self._pool.request("GET", path, b"", {}, self.spec.timeout_s)
+                status, content = resp.status_code, resp.content
+            else:
+                r = await self.client.get(self.upstream + path)
+                status, content = r.status_code, r.content
+        except (httpx.HTTPError, OSError, TimeoutError):
+            await send_json(
+                send,
+                502,
+                {"error": "upstream_unavailable", "message": "the model server is unreachable"},
+            )
+            return
+        if status >= 500:
+            await send_json(
+                send,
+                502,
+                {"error": "upstream_error", "message": f"the model server answered {status}"},
+            )
+            return
+        await send_json(send, status, None, raw=content)
 
     async def _call_upstream(
         self, url: str, body: bytes, headers: dict[str, str], request: Request
