@@ -188,7 +188,7 @@ def test_upstream_down_is_502_json(proxy) -> None:
 
 
 def test_upstream_slow_is_504_json(proxy, model) -> None:
-    with ThreadServer(model_app(model, delay_s=2.0)) as slow:
+    with ThreadServer(model_app(model, delay_s=1.0)) as slow:
         base, _ = proxy(target=slow, proxy={"timeout_s": 0.3})
         r = httpx.post(base + INFER, json=oip([[5.1, 3.5, 1.4, 0.2]]), headers=auth("alice"))
         assert r.status_code == 504
@@ -299,3 +299,12 @@ def test_sigkill_and_restart_keeps_quota_and_audit_chain(write_config, model, tm
     v = verify_log([tmp_path / "audit.jsonl"])
     assert v.ok, v.problems
     assert v.records == 2 + 6  # two start records, every decision kept
+
+
+def test_model_metadata_is_hidden_unless_exposed_then_needs_a_key(proxy) -> None:
+    base, _ = proxy()
+    assert httpx.get(base + "/v2/models/iris", headers=auth("alice")).status_code == 404
+    base, _ = proxy(proxy={"expose_metadata": True})
+    assert httpx.get(base + "/v2/models/iris").status_code == 401
+    r = httpx.get(base + "/v2/models/iris", headers=auth("alice"))
+    assert r.status_code == 200 and r.json()["inputs"][0]["shape"] == [-1, 4]

@@ -120,6 +120,12 @@ def plan_from_report(
     for kind in list(answers):
         if kind not in kinds:
             answers.pop(kind)
+    if config["model"].get("protocol") == "oip":
+        # OIP clients read the model's metadata; the guard serves a minimal copy of it
+        # to authenticated callers and never the upstream's own (versions, paths).
+        config.setdefault("proxy", {})["expose_metadata"] = True
+        leaks = sorted({f"{r} {present[r].title}" for r in ("P110", "T028") if r in present})
+        answers["proxy"] = leaks or ["OIP clients need the model's input schema"]
     pin = _pin(manifest, findings, out_dir)
     if pin is not None and "artifact" not in config["model"]:
         config["model"]["artifact"] = pin
@@ -140,6 +146,8 @@ def render_plan(config: dict[str, Any], answers: dict[str, list[str]], source: s
             continue
         if key == "model" and "model" in answers:
             lines.append("# model.artifact answers: " + "; ".join(answers["model"]))
+        if key == "proxy" and "proxy" in answers:
+            lines.append("# proxy.expose_metadata answers: " + "; ".join(answers["proxy"]))
         lines.append(yaml.safe_dump({key: value}, sort_keys=False).rstrip())
     lines.append("policies:")
     for policy in config["policies"]:
