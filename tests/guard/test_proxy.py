@@ -111,6 +111,8 @@ def test_n_plus_first_request_gets_429_while_another_principal_passes(proxy) -> 
             "malformed_request",
         ),
         (b"x" * 5000, 413, "payload_too_large"),
+        # found by bastion's own input probe through the guard: deep nesting was a 500
+        (b"[" * 2000 + b"]" * 2000, 400, "malformed_request"),
     ],
 )
 def test_malformed_requests_get_a_json_4xx(proxy, body: bytes, status: int, error: str) -> None:
@@ -120,6 +122,24 @@ def test_malformed_requests_get_a_json_4xx(proxy, body: bytes, status: int, erro
     )
     assert r.status_code == status
     assert r.json()["error"] == error
+
+
+def test_non_json_media_types_are_refused(proxy) -> None:
+    """Also found by the input probe: a text/plain body used to reach the model."""
+    base, _ = proxy()
+    body = (
+        b'{"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", '
+        b'"data": [1, 2, 3, 4]}]}'
+    )
+    for media, status in (
+        ("text/plain", 415),
+        ("application/x-www-form-urlencoded", 415),
+        ("application/json; charset=utf-8", 200),
+    ):
+        r = httpx.post(base + INFER, content=body, headers={**auth("alice"), "content-type": media})
+        assert r.status_code == status, (media, r.text)
+        if status == 415:
+            assert r.json()["error"] == "unsupported_media_type"
 
 
 def test_scores_are_reduced_as_configured(proxy, model: Any) -> None:

@@ -216,9 +216,8 @@ def _attacks(ctx: AuditContext) -> StageResult:
             except BudgetExhausted:
                 notes.append(f"{key}: {name} stopped at the global budget")
             except TargetError as exc:
-                notes.append(
-                    f"{key}: {name} stopped by the endpoint after {ledger.queries} queries: {exc}"
-                )
+                notes.append(f"{key}: {name} stopped by the endpoint: {exc}")
+                findings.append(_stopped(name, endpoint.subject(), ledger.queries, exc))
             finally:
                 spent += ledger.queries
                 ledger.close()

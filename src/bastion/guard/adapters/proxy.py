@@ -151,6 +151,17 @@ class GuardProxy:
             )
             return
         headers = headers_of(scope)
+        media = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media and media != "application/json" and not media.endswith("+json"):
+            await send_json(
+                send,
+                415,
+                {
+                    "error": "unsupported_media_type",
+                    "message": "send the request as application/json",
+                },
+            )
+            return
         body = await receive_body(receive, send, self.spec, headers)
         if body is None:
             return
