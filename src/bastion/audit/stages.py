@@ -189,7 +189,8 @@ def _attacks(ctx: AuditContext) -> StageResult:
             seed=ctx.options.seed,
         )
         rate = _observed_rate(ctx, key)
-        realistic = None if rate is None else max(1, int(rate * 86_400 / ctx.options.points))
+        # Severity is read at what one day at the observed rate allows per attacked point.
+        realistic = None if rate is None else max(1, int(rate * 86_400))
         for name in ctx.options.attacks:
             left = ctx.options.budget - spent
             if left <= 0 or ctx.remaining_s <= 0:
