@@ -143,8 +143,17 @@ def art_attack(
                 clf, norm=2, max_iter=5, max_eval=1000, init_eval=100, init_size=100, verbose=False
             )
         if kind == "square-linf":
+            # ART's default p_init 0.8 makes its window as tall as a 5 x 6 grid and crashes
+            # (randint(0, 0)); 0.3 is bastion's own setting
+            p_init = 0.8 if case.domain is Domain.IMAGE else 0.3
             return SquareAttack(
-                clf, norm=np.inf, eps=case.linf, max_iter=budget, nb_restarts=1, verbose=False
+                clf,
+                norm=np.inf,
+                eps=case.linf,
+                max_iter=budget,
+                p_init=p_init,
+                nb_restarts=1,
+                verbose=False,
             )
         attack = "px" if kind == "simba-pixel" else "dct"
         return SimBA(
