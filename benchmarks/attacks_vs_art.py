@@ -286,6 +286,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20 points, digits-mlp only")
     parser.add_argument("--models", help="comma-separated subset, e.g. cancer-gbm")
     parser.add_argument("--only", choices=["evasion", "extraction"], help="run one part")
+    parser.add_argument("--extraction-seeds", type=int, default=3, help="runs averaged")
     args = parser.parse_args()
     points = 20 if args.quick else args.points
     with threadpool_limits(1):
@@ -326,30 +327,25 @@ def main() -> None:
                     ratio = _ratio(ours.wall, batched.wall)
                     _print_row([case.name, kind, "ART batched", *cells, "", "", ratio])
         budgets = [50, 100, 200, 450]
+        seeds = [args.seed + k for k in range(args.extraction_seeds)]
         print(
-            "\n## Extraction: fidelity of an MLP surrogate on held-out test inputs (label-only)\n"
+            "\n## Extraction: fidelity of an MLP surrogate on held-out test inputs (label-only),"
+            f" mean of {len(seeds)} seeds\n"
         )
         print("| model | tool | " + " | ".join(f"{b} q" for b in budgets) + " | wall s |")
         print("|---|---|" + "---|" * len(budgets) + "---|")
         for case in cases if args.only != "evasion" else []:
             t0 = time.perf_counter()
-            art = art_extraction(case, budgets, args.seed)
+            art = np.mean([art_extraction(case, budgets, s) for s in seeds], axis=0)
             art_wall = time.perf_counter() - t0
-            print(
-                f"| {case.name} | ART CopycatCNN | "
-                + " | ".join(f"{v:.3f}" for v in art)
-                + f" | {art_wall:.1f} |",
-                flush=True,
-            )
+            cells = [f"{v:.3f}" for v in art]
+            _print_row([case.name, "ART CopycatCNN", *cells, f"{art_wall:.1f}"])
             for strategy in ("natural", "active"):
-                fid, wall = bastion_extraction(case, strategy, budgets, args.seed)
+                runs = [bastion_extraction(case, strategy, budgets, s) for s in seeds]
+                fid = np.mean([r[0] for r in runs], axis=0)
+                wall = sum(r[1] for r in runs)
                 cells = [f"{v:.3f} ({v - a:+.3f})" for v, a in zip(fid, art, strict=True)]
-                print(
-                    f"| {case.name} | bastion {strategy} | "
-                    + " | ".join(cells)
-                    + f" | {wall:.1f} |",
-                    flush=True,
-                )
+                _print_row([case.name, f"bastion {strategy}", *cells, f"{wall:.1f}"])
 
 
 if __name__ == "__main__":
