@@ -3,6 +3,7 @@
 ::
 
     BastionError                      exit 3 unless a subclass says otherwise
+    ├── Interrupted                   exit 130: Ctrl-C during long work (what finished is kept)
     ├── UsageError                    exit 2: the user asked for something we cannot do
     │   ├── ConfigError               a file the user wrote is invalid (names file:line:col)
     │   │   └── ManifestError         ... the system manifest in particular
@@ -13,7 +14,9 @@
         │   ├── EndpointTimeout       the endpoint did not answer in time (a hang, for probes)
         │   ├── BudgetExhausted       the query ledger's budget is spent
         │   └── AccessDenied          an attack asked for output the target does not give
-        └── ScanError                 an artifact could not be read at all
+        ├── ScanError                 an artifact could not be read at all
+        ├── StoreError                the guard's state store (SQLite, Redis) is unavailable
+        └── IntegrityError            a model artifact's digest does not match its pin
 
 Every error carries a message that says what went wrong, where, and how to fix
 it; the CLI prints `str(error)` and never a traceback.
@@ -28,10 +31,13 @@ __all__ = [
     "ConfigError",
     "EndpointError",
     "EndpointTimeout",
+    "IntegrityError",
+    "Interrupted",
     "ManifestError",
     "OperationalError",
     "PluginError",
     "ScanError",
+    "StoreError",
     "TargetError",
     "UsageError",
 ]
@@ -47,6 +53,12 @@ class BastionError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class Interrupted(BastionError):
+    """Ctrl-C, raised by long-running commands instead of a bare KeyboardInterrupt."""
+
+    exit_code = 130
 
 
 class UsageError(BastionError):
@@ -144,3 +156,11 @@ class AccessDenied(TargetError):
 
 class ScanError(OperationalError):
     pass
+
+
+class StoreError(OperationalError):
+    """The guard's state store failed; policies turn this into fail-closed or fail-open."""
+
+
+class IntegrityError(OperationalError):
+    """A model artifact does not match the digest it is pinned to; the guard refuses to start."""

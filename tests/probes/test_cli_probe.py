@@ -126,3 +126,54 @@ def test_usage_errors_exit_2(run_cli: Any) -> None:
     assert done.returncode == 2 and "oip or json" in done.stderr
     done = run_cli("probe", "--url", "http://127.0.0.1:9/v2/models/m/infer", "-p", "nosuch")
     assert done.returncode == 2 and "unknown probe" in done.stderr
+    done = run_cli("probe", "--url", "http://127.0.0.1:9/v2/models/m/infer", "--burst", "0")
+    assert done.returncode == 2 and "must be positive" in done.stderr
+
+
+def test_manifest_endpoint_probed_at_another_url_keeps_its_identity(
+    serve: Any, run_cli: Any, tmp_path: Path
+) -> None:
+    """How a guard is verified: same element and fingerprints, a different URL."""
+    manifest = tmp_path / "system.yaml"
+    manifest.write_text(MANIFEST.format(url="http://127.0.0.1:9"))  # the original, unreachable
+    with serve(ServerConfig.vulnerable("oip")) as (url, _):
+        done = run_cli(
+            "probe",
+            str(manifest),
+            "--url",
+            url + "/v2/models/iris/infer",
+            "-f",
+            "json",
+            "-p",
+            "auth",
+            "-p",
+            "declared",
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    findings = json.loads(done.stdout)["findings"]
+    assert {f["rule_id"] for f in findings} == {"P103", "P120"}
+    assert {f["subject"]["id"] for f in findings} == {"iris_api"}
+    assert {f["subject"]["name"] for f in findings} == {url + "/v2/models/iris/infer"}
+
+
+def test_without_credentials_the_cli_says_what_it_could_not_measure(
+    serve: Any, run_cli: Any
+) -> None:
+    config = ServerConfig.hardened("oip")
+    with serve(config) as (url, _):
+        done = run_cli(
+            "probe",
+            "--url",
+            url + "/v2/models/iris/infer",
+            "--input-shape",
+            "4",
+            "-p",
+            "output",
+            "-p",
+            "auth",
+            "-f",
+            "json",
+        )
+    assert done.returncode == 0, done.stderr
+    assert "warning:" in done.stderr and "output inconclusive" in done.stderr
+    assert "--api-key" in done.stderr

@@ -48,3 +48,17 @@ def test_hardened_server_keeps_its_declarations(
     with serve(config) as (url, _):
         run = probe_endpoint(endpoint_for(url, config, declared))
     assert run.findings == []
+
+
+def test_declared_quiet_errors_and_hidden_metadata(serve: Any, endpoint_for: Any) -> None:
+    declared = DeclaredControls(verbose_errors=False, exposes_metadata=False)
+    found: dict[str, set[str]] = {}
+    for kind in ("vulnerable", "hardened"):
+        config = getattr(ServerConfig, kind)("oip")
+        with serve(config) as (url, _):
+            run = probe_endpoint(
+                endpoint_for(url, config, declared), names=["errors", "metadata", "declared"]
+            )
+        found[kind] = {f.rule_id for f in run.findings}
+    assert found["vulnerable"] == {"P109", "P110", "P124", "P125"}
+    assert found["hardened"] == set()

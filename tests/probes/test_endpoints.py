@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,3 +94,25 @@ def test_declared_allowance(text: str | None, allowance: tuple[int, float] | Non
     from bastion.probes.access import declared_allowance
 
     assert declared_allowance(text) == allowance
+
+
+def test_manifest_endpoint_to_ledger_counts_match_the_server(serve: Any, tmp_path: Path) -> None:
+    import numpy as np
+
+    from bastion.probes.endpoints import target_for
+    from bastion.target import Ledger, OutputKind
+    from bastion.testing import ServerConfig
+
+    path = tmp_path / "system.yaml"
+    with serve(ServerConfig.vulnerable("oip")) as (url, app):
+        path.write_text(
+            "version: 1\nsystem: {name: s}\nelements:\n"
+            f"  - {{id: api, type: endpoint, url: '{url}/v2/models/iris/infer', model: m}}\n"
+            "  - {id: m, type: model, input: {shape: [4], min: 0, max: 8}}\n"
+        )
+        (endpoint,) = endpoints_from_manifest(load_manifest(path))
+        ledger = Ledger(target_for(endpoint), budget=5)
+        assert ledger.info().output is OutputKind.SCORES and ledger.info().bounds == (0.0, 8.0)
+        ledger.query(np.full((5, 4), 4.0))
+        ledger.close()
+        assert app.state.bastion.inputs == ledger.queries == 5

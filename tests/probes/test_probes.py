@@ -103,3 +103,20 @@ def test_probes_stay_in_bounds_and_on_the_given_url(
     origin = run.endpoint.origin
     assert all(url.startswith(origin + "/") for _, url in run.sent)
     assert state.hosts == {origin.removeprefix("http://")}
+
+
+def test_coarse_top_k_is_a_medium_finding(serve: Any, endpoint_for: Any) -> None:
+    from dataclasses import replace
+
+    from bastion.target import JsonMapping
+
+    config = ServerConfig.vulnerable("json", output="top_k", top_k=1, decimals=2)
+    with serve(config) as (url, _):
+        endpoint = replace(
+            endpoint_for(url, config),
+            mapping=JsonMapping(scores_field="predictions[].top"),
+        )
+        run = probe_endpoint(endpoint, names=["output"])
+    (finding,) = [f for f in run.findings if f.rule_id == "P101"]
+    assert finding.severity == "medium" and finding.title == "Endpoint returns top-k scores"
+    assert finding.evidence["output_kind"] == "top_k" and finding.evidence["decimals"] == 2

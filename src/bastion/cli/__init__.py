@@ -34,6 +34,8 @@ _COMMAND_MODULES = (
     "bastion.cli.audit",
     "bastion.cli.probe",
     "bastion.cli.attack",
+    "bastion.cli.scan",
+    "bastion.cli.guard",
 )
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bastion.cli.output import FailOn, Format, Output, emit
@@ -42,7 +43,13 @@ def probe(
     manifest: Annotated[
         Path | None, typer.Argument(help="System manifest; probes every endpoint with a url.")
     ] = None,
-    url: Annotated[str | None, typer.Option(help="Probe this URL instead of a manifest.")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Probe this URL; with a manifest, probe its endpoint here instead "
+            "(e.g. behind a guard), keeping the element's id and declarations."
+        ),
+    ] = None,
     protocol: Annotated[
         str, typer.Option(help="oip (Open Inference Protocol v2) or json.")
     ] = "oip",
@@ -79,6 +86,8 @@ def probe(
         list[str] | None, typer.Option("--probe", "-p", help="Run only this probe (repeatable).")
     ] = None,
     burst: Annotated[int, typer.Option(help="Requests in the rate-limit burst.")] = 40,
+    burst_seconds: Annotated[float, typer.Option(help="Longest the burst may last.")] = 5.0,
+    probe_seconds: Annotated[float, typer.Option(help="Time bound of each probe.")] = 30.0,
     attack_queries: Annotated[
         int, typer.Option(help="Attack size used to turn the observed rate into time.")
     ] = 10_000,
@@ -99,15 +108,13 @@ def probe(
     fail_on: FailOn = "high",
 ) -> None:
     """Probe live endpoints: output exposure, auth, rate limits, input handling, leaks."""
-    from bastion import __version__
-    from bastion.findings import Report, RunInfo
-    from bastion.probes import DeclaredControls, ProbeSettings, probe_endpoint
+    from bastion.probes import DeclaredControls, Endpoint, ProbeSettings, probe_report
     from bastion.probes.endpoints import endpoints_from_manifest, make_endpoint, with_declared
     from bastion.probes.runner import load_probes
     from bastion.target import HttpOptions, JsonMapping
 
-    if (manifest is None) == (url is None):
-        raise UsageError("give a manifest or --url (exactly one)", hint="bastion probe --help")
+    if manifest is None and url is None:
+        raise UsageError("give a manifest, --url, or both", hint="bastion probe --help")
     if protocol not in ("oip", "json"):
         raise UsageError(f"--protocol {protocol!r}", hint="oip or json")
     options = HttpOptions(
@@ -149,6 +156,16 @@ def probe(
             for e in endpoints_from_manifest(loaded, options, endpoint_id)
         ]
         subject = loaded.system.name
+        if url is not None:
+            if len(targets) != 1:
+                ids = ", ".join(e.element_id or e.url for e in targets)
+                raise UsageError(
+                    f"--url with a manifest needs one endpoint; the manifest has: {ids}",
+                    hint="choose it with --endpoint ID",
+                )
+            (only,) = targets
+            moved = make_endpoint(url, only.protocol, only.model_name or model)
+            targets = [replace(only, url=moved.url, model_name=moved.model_name)]
         if not targets:
             raise UsageError(
                 f"{manifest}: no endpoint element has a url to probe",
@@ -164,10 +181,16 @@ def probe(
             )
         ]
         subject = url
-    settings = ProbeSettings(burst=burst, attack_queries=attack_queries, request_timeout_s=timeout)
+    if burst < 1 or burst_seconds <= 0 or probe_seconds <= 0:
+        raise UsageError("--burst, --burst-seconds and --probe-seconds must be positive")
+    settings = ProbeSettings(
+        burst=burst,
+        burst_seconds=burst_seconds,
+        probe_seconds=probe_seconds,
+        attack_queries=attack_queries,
+        request_timeout_s=timeout,
+    )
     chosen = load_probes(probes)  # unknown names fail here, before any request
-    findings = []
-    notes = []
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -176,30 +199,18 @@ def probe(
         console=_err,
         transient=True,
     ) as bar:
-        for endpoint in targets:
-            task = bar.add_task(endpoint.url, total=len(chosen))
+        tasks = {e.infer_url: bar.add_task(e.infer_url, total=len(chosen)) for e in targets}
 
-            def tick(
-                name: str, index: int, total: int, task: Any = task, at: str = endpoint.url
-            ) -> None:
-                bar.update(task, completed=index, description=f"{at} · {name}")
+        def tick(endpoint: Endpoint, name: str, index: int, total: int) -> None:
+            where = endpoint.infer_url
+            bar.update(tasks[where], completed=index, description=f"{where} · {name}")
 
-            run = probe_endpoint(endpoint, settings, progress=tick, probes=load_probes(probes))
-            findings += run.findings
-            spent = ", ".join(f"{k}={v}" for k, v in run.requests.items())
-            notes.append(f"{endpoint.url}: {sum(run.requests.values())} requests ({spent})")
-            notes += [f"{endpoint.url}: {k} stopped: {v}" for k, v in run.stopped.items()]
-    report = Report(
-        findings=tuple(findings),
-        run=RunInfo(
-            version=__version__,
-            command="probe",
-            subject=subject,
-            analysers=("probe",),
-            notes=tuple(notes),
-        ),
-        system=system,
-    ).sorted()
+        report = probe_report(
+            targets, settings, probes, progress=tick, subject=subject, system=system
+        )
+    for note in report.run.notes:
+        if "inconclusive" in note or "stopped" in note:
+            _err.print(f"[yellow]warning:[/] {escape(note)}", highlight=False, markup=True)
     raise typer.Exit(emit(report, fmt, output, fail_on))
 
 

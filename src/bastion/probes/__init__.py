@@ -7,7 +7,7 @@ from bastion.probes.base import (
     ProbeSession,
     ProbeSettings,
 )
-from bastion.probes.runner import ProbeRun, load_probes, probe_endpoint
+from bastion.probes.runner import ProbeRun, load_probes, probe_endpoint, probe_report
 
 __all__ = [
     "DeclaredControls",
@@ -18,4 +18,5 @@ __all__ = [
     "ProbeSettings",
     "load_probes",
     "probe_endpoint",
+    "probe_report",
 ]

@@ -49,6 +49,8 @@ class DeclaredControls:
     rate_limit: str | None = None
     output_minimisation: bool | None = None
     input_validation: bool | None = None
+    verbose_errors: bool | None = None
+    exposes_metadata: bool | None = None
 
 
 @dataclass(frozen=True)

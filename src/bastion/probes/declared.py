@@ -21,6 +21,8 @@ _MITIGATION = {
     "rate limit": "M04",
     "output minimisation": "M02",
     "input validation": "M09",
+    "quiet errors": "M10",
+    "hidden metadata": "M19",
 }
 
 
@@ -52,6 +54,20 @@ class DeclaredControlsProbe:
             bad = inputs.get("accepted", []) + inputs.get("broken", [])
             observed = f"malformed inputs not rejected: {', '.join(bad)}"
             yield self._mismatch(session, "P123", "input validation", True, observed, inputs)
+
+        errors = seen.get("errors", {})
+        if declared.verbose_errors is False and errors.get("leak_kinds"):
+            observed = f"error answers leak {', '.join(errors['leak_kinds'])}"
+            yield self._mismatch(
+                session, "P124", "quiet errors", "verbose_errors: false", observed, errors
+            )
+        meta = seen.get("metadata", {})
+        if declared.exposes_metadata is False and (meta.get("leak_kinds") or meta.get("schema")):
+            what = meta.get("leak_kinds") or ["the model schema"]
+            observed = f"unauthenticated metadata reveals {', '.join(what)}"
+            yield self._mismatch(
+                session, "P125", "hidden metadata", "exposes_metadata: false", observed, meta
+            )
 
     @staticmethod
     def _mismatch(

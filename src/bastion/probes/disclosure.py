@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from bastion.errors import EndpointTimeout
+from bastion.errors import EndpointTimeout, TargetError
 from bastion.findings import Finding, Severity
 from bastion.probes.base import ProbeSession
 from bastion.probes.leaks import Leak, find_leaks
@@ -118,7 +118,7 @@ class MetadataProbe:
                 continue
             try:
                 body = exchange.json()
-            except Exception:
+            except TargetError:  # a plain-text page: scanned for leaks all the same
                 body = None
             answered[url] = sorted(body) if isinstance(body, dict) else type(body).__name__
             leaks += find_leaks(exchange)

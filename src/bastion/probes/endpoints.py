@@ -7,7 +7,6 @@ served model's input shape and range tell the probes what a valid input is.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -15,18 +14,15 @@ from bastion.errors import UsageError
 from bastion.probes.base import DeclaredControls, Endpoint
 from bastion.target.dialects import JsonMapping
 from bastion.target.http import HttpOptions
+from bastion.target.remote import HttpTarget, json_target, oip_target, split_oip_url
 
-__all__ = ["endpoints_from_manifest", "make_endpoint", "split_oip_url", "with_declared"]
-
-_OIP_PATH = re.compile(r"^(?P<base>.*?)/v2(?:/models/(?P<model>[^/]+)(?:/.*)?)?/?$")
-
-
-def split_oip_url(url: str) -> tuple[str, str | None]:
-    """`http://h/v2/models/m/infer` → (`http://h`, `m`); a bare base URL passes through."""
-    match = _OIP_PATH.match(url)
-    if match is None:
-        return url.rstrip("/"), None
-    return match.group("base"), match.group("model")
+__all__ = [
+    "endpoints_from_manifest",
+    "make_endpoint",
+    "split_oip_url",
+    "target_for",
+    "with_declared",
+]
 
 
 def make_endpoint(
@@ -92,6 +88,8 @@ def endpoints_from_manifest(
             input_validation=_flag(
                 controls.input_validation, getattr(model_controls, "input_validation", None)
             ),
+            verbose_errors=getattr(element, "verbose_errors", None),
+            exposes_metadata=getattr(element, "exposes_metadata", None),
         )
         mapping = JsonMapping()
         if element.mapping is not None:
@@ -125,5 +123,25 @@ def with_declared(endpoint: Endpoint, declared: DeclaredControls) -> Endpoint:
             declared.output_minimisation, endpoint.declared.output_minimisation
         ),
         input_validation=_flag(declared.input_validation, endpoint.declared.input_validation),
+        verbose_errors=_flag(declared.verbose_errors, endpoint.declared.verbose_errors),
+        exposes_metadata=_flag(declared.exposes_metadata, endpoint.declared.exposes_metadata),
     )
     return replace(endpoint, declared=merged)
+
+
+def target_for(endpoint: Endpoint) -> HttpTarget:
+    """The query target behind an endpoint (wrap it in a Ledger before use)."""
+    if endpoint.protocol == "oip":
+        return oip_target(
+            endpoint.url,
+            endpoint.model_name or "",
+            options=endpoint.options,
+            bounds=endpoint.bounds,
+        )
+    return json_target(
+        endpoint.url,
+        mapping=endpoint.mapping,
+        options=endpoint.options,
+        input_shape=endpoint.input_shape,
+        bounds=endpoint.bounds,
+    )

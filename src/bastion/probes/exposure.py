@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from bastion.errors import TargetError
 from bastion.findings import Finding, Severity
 from bastion.probes.base import ProbeSession
 from bastion.target.base import OutputKind
@@ -47,7 +48,7 @@ def _score_literals(session: ProbeSession, body: Any) -> list[Any]:
         return []
     try:
         rows = extract(body, field)
-    except Exception:
+    except TargetError:  # the mapping found no scores: nothing to count
         return []
     flat: list[Any] = []
     for row in rows if isinstance(rows, list) else []:

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.errors import PluginError
-from bastion.findings import Finding
+from bastion.findings import Finding, Report, RunInfo
 from bastion.probes.base import BoundReached, Endpoint, Probe, ProbeSession, ProbeSettings
 from bastion.registry import registry
 
-__all__ = ["ProbeRun", "load_probes", "probe_endpoint"]
+__all__ = ["ProbeRun", "inconclusive", "load_probes", "probe_endpoint", "probe_report"]
 
 Progress = Callable[[str, int, int], None]  # (probe name, index, total)
 
@@ -78,3 +78,59 @@ def probe_endpoint(
     run.observations = session.observations
     run.sent = list(session.sent)
     return run
+
+
+def probe_report(
+    endpoints: Sequence[Endpoint],
+    settings: ProbeSettings | None = None,
+    names: Sequence[str] | None = None,
+    progress: Callable[[Endpoint, str, int, int], None] | None = None,
+    *,
+    subject: str = "",
+    system: dict[str, Any] | None = None,
+) -> Report:
+    """Probe several endpoints into one Report; run notes say what each probe cost.
+
+    Callers that need the raw measurements (the audit sizing attacks to the
+    observed rate limit) use `probe_endpoint` and its `observations` instead.
+    """
+    from bastion import __version__
+
+    findings: list[Finding] = []
+    notes: list[str] = []
+    for endpoint in endpoints:
+        tick = None
+        if progress is not None:
+
+            def tick(name: str, index: int, total: int, endpoint: Endpoint = endpoint) -> None:
+                progress(endpoint, name, index, total)
+
+        run = probe_endpoint(endpoint, settings, names, tick)
+        findings += run.findings
+        spent = ", ".join(f"{k}={v}" for k, v in run.requests.items())
+        where = endpoint.infer_url
+        notes.append(f"{where}: {sum(run.requests.values())} requests ({spent})")
+        notes += [f"{where}: {k} stopped: {v}" for k, v in run.stopped.items()]
+        notes += [f"{where}: {note}" for note in inconclusive(run)]
+    run_info = RunInfo(
+        version=__version__,
+        command="probe",
+        subject=subject or ", ".join(e.infer_url for e in endpoints),
+        analysers=("probe",),
+        notes=tuple(notes),
+    )
+    return Report(findings=tuple(findings), run=run_info, system=system).sorted()
+
+
+def inconclusive(run: ProbeRun) -> list[str]:
+    """Probes that could not measure (e.g. all refused with 401): silence is not safety."""
+    out = []
+    for name, seen in run.observations.items():
+        if seen.get("conclusive") is False:
+            why = seen.get("reason") or seen.get("status") or seen.get("statuses") or "no answer"
+            hint = ""
+            statuses = f"{seen.get('status')} {seen.get('statuses')}"
+            if "401" in statuses or "403" in statuses:
+                hint = "; pass credentials with --api-key"
+            out.append(f"{name} inconclusive ({why}){hint}")
+    return out

@@ -100,6 +100,10 @@ class OipDialect:
 
     name = "oip"
 
+    def __post_init__(self) -> None:
+        # One index for the dialect's lifetime: class names keep their number across calls.
+        self.labels = LabelIndex(self.classes)
+
     @property
     def model_url(self) -> str:
         url = f"{self.base_url.rstrip('/')}/v2/models/{self.model_name}"
@@ -154,7 +158,7 @@ class OipDialect:
         label_out = by_name.get(self.label_output or "") or next(
             (o for o in by_name.values() if o is not scores_out and not _is_score_output(o)), None
         )
-        index = LabelIndex(self.classes)
+        index = self.labels
         scores = None
         if scores_out is not None:
             data = scores_out.get("data")
@@ -208,6 +212,9 @@ class JsonDialect:
 
     name = "json"
 
+    def __post_init__(self) -> None:
+        self.labels = LabelIndex(self.classes)
+
     @property
     def infer_url(self) -> str:
         return self.url
@@ -224,7 +231,7 @@ class JsonDialect:
     def decode(
         self, body: Any, n: int
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64] | None]:
-        index = LabelIndex(self.classes)
+        index = self.labels
         scores = None
         if self.mapping.scores_field:
             try:

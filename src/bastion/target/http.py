@@ -166,8 +166,13 @@ class HttpClient:
             method, url, content=content, headers=merged, timeout=timeout
         )
         if not authenticate:
-            for name in (self.options.api_key_header, "Authorization"):
-                request.headers.pop(name, None)
+            # Credentials may also have come in as plain --header values.
+            explicit = {k.lower() for k in headers or {}}
+            for name in list(request.headers):
+                if name.lower() not in explicit and _is_credential(
+                    name, self.options.api_key_header
+                ):
+                    del request.headers[name]
         sent = len(content or b"")
         self.requests_sent += 1
         t0 = time.perf_counter()
@@ -191,6 +196,14 @@ class HttpClient:
             latency_s=time.perf_counter() - t0,
             bytes_sent=sent,
         )
+
+
+_CREDENTIAL_WORDS = ("auth", "key", "token", "cookie", "secret", "session")
+
+
+def _is_credential(name: str, api_key_header: str) -> bool:
+    lowered = name.lower()
+    return lowered == api_key_header.lower() or any(w in lowered for w in _CREDENTIAL_WORDS)
 
 
 def _transport_error(method: str, url: str, exc: httpx.TransportError) -> TargetError:

@@ -7,6 +7,7 @@ what an attack costs.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +19,18 @@ from bastion.target.base import OutputKind, QueryResult, TargetInfo
 from bastion.target.dialects import JsonDialect, JsonMapping, OipDialect
 from bastion.target.http import HttpClient, HttpOptions
 
-__all__ = ["HttpTarget", "json_target", "observed_output", "oip_target"]
+__all__ = ["HttpTarget", "json_target", "observed_output", "oip_target", "split_oip_url"]
+
+_OIP_PATH = re.compile(r"^(?P<base>.*?)/v2(?:/models/(?P<model>[^/]+)(?:/.*)?)?/?$")
+
+
+def split_oip_url(url: str) -> tuple[str, str | None]:
+    """`http://h/v2/models/m/infer` → (`http://h`, `m`); a bare base URL passes through."""
+    match = _OIP_PATH.match(url)
+    if match is None:
+        return url.rstrip("/"), None
+    return match.group("base"), match.group("model")
+
 
 Dialect = OipDialect | JsonDialect
 
@@ -119,7 +131,7 @@ class HttpTarget:
 
 def oip_target(
     base_url: str,
-    model_name: str,
+    model_name: str | None = None,
     *,
     version: str | None = None,
     options: HttpOptions | None = None,
@@ -127,6 +139,13 @@ def oip_target(
     classes: tuple[str, ...] | None = None,
     bounds: tuple[float, float] | None = None,
 ) -> HttpTarget:
+    # Manifests and users often give the full infer URL; the dialect wants the server base.
+    base_url, from_path = split_oip_url(base_url)
+    model_name = model_name or from_path or ""
+    if not model_name:
+        raise UsageError(
+            f"no model name for the OIP endpoint {base_url}", hint="--model NAME or model_name:"
+        )
     dialect = OipDialect(base_url, model_name, version=version, classes=classes)
     return HttpTarget(dialect, HttpClient(options), output=output, bounds=bounds)
 

@@ -20,8 +20,14 @@ __all__ = ["serve_in_background"]
 
 
 @contextmanager
-def serve_in_background(app: Any, *, startup_timeout_s: float = 10.0) -> Iterator[str]:
-    """Yield the base URL (`http://127.0.0.1:PORT`) of `app` served until the block ends."""
+def serve_in_background(
+    app: Any,
+    *,
+    startup_timeout_s: float = 10.0,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+) -> Iterator[str]:
+    """Yield the base URL (`http://127.0.0.1:PORT`; https given a certificate) until the end."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -31,6 +37,8 @@ def serve_in_background(app: Any, *, startup_timeout_s: float = 10.0) -> Iterato
         lifespan="off",
         ws="none",
         server_header=False,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="bastion-test-server", daemon=True)
@@ -44,7 +52,8 @@ def serve_in_background(app: Any, *, startup_timeout_s: float = 10.0) -> Iterato
         time.sleep(0.01)
     try:
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
+        scheme = "https" if ssl_certfile else "http"
+        yield f"{scheme}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

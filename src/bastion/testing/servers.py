@@ -29,6 +29,14 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bastion.testing.validation import (
+    Rejected,
+    error_response,
+    oip_rows,
+    strict_body,
+    strict_rows,
+)
+
 __all__ = ["ServerConfig", "ServerState", "iris_model", "model_app"]
 
 _LEAKY_HOST = "ml-worker-3.prod.internal"
@@ -41,7 +49,8 @@ class ServerConfig:
     model_name: str = "iris"
     api_key: str | None = None
     rate_limit: tuple[int, float] | None = None  # (requests, per seconds), per principal
-    output: Literal["label", "scores"] = "scores"
+    output: Literal["label", "top_k", "scores"] = "scores"  # top_k: JSON only
+    top_k: int = 1
     decimals: int | None = None  # None: every digit of the float
     strict: bool = False
     leak_errors: bool = True
@@ -51,6 +60,10 @@ class ServerConfig:
     bounds: tuple[float, float] = (0.0, 10.0)
     max_body_bytes: int = 256 * 1024
     max_batch: int = 256
+
+    def __post_init__(self) -> None:
+        if self.output == "top_k" and self.protocol != "json":
+            raise ValueError("output='top_k' is served by the plain JSON protocol only")
 
     @classmethod
     def vulnerable(cls, protocol: Literal["oip", "json"] = "oip", **kw: Any) -> ServerConfig:
@@ -137,15 +150,6 @@ class _Counter:
             entry[2] = status["code"]
 
 
-def _error(status: int, message: str, **headers: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
-class _Rejected(Exception):
-    def __init__(self, response: Response) -> None:
-        self.response = response
-
-
 def model_app(model: Any, config: ServerConfig, state: ServerState | None = None) -> Starlette:
     """The served model; `app.state.bastion` is the ServerState tests read."""
     state = state or ServerState()
@@ -164,8 +168,8 @@ def model_app(model: Any, config: ServerConfig, state: ServerState | None = None
         auth = request.headers.get("authorization", "")
         key = auth.removeprefix("Bearer ").strip() or request.headers.get("x-api-key", "")
         if config.api_key is not None and key != config.api_key:
-            raise _Rejected(
-                _error(401, "missing or invalid API key", **{"WWW-Authenticate": "Bearer"})
+            raise Rejected(
+                error_response(401, "missing or invalid API key", **{"WWW-Authenticate": "Bearer"})
             )
         return key or (request.client.host if request.client else "anonymous")
 
@@ -182,55 +186,7 @@ def model_app(model: Any, config: ServerConfig, state: ServerState | None = None
             state.windows[who] = (start, count)
         if count > limit:
             wait = max(1, math.ceil(window - (now - start)))
-            raise _Rejected(_error(429, "rate limit exceeded", **{"Retry-After": str(wait)}))
-
-    def strict_parse(raw: bytes, request: Request) -> Any:
-        if len(raw) > config.max_body_bytes:
-            raise _Rejected(_error(413, f"body larger than {config.max_body_bytes} bytes"))
-        ctype = request.headers.get("content-type", "").split(";")[0].strip()
-        if ctype != "application/json":
-            raise _Rejected(_error(415, "content type must be application/json"))
-
-        def no_constants(token: str) -> Any:
-            raise ValueError(f"{token} is not allowed")
-
-        try:
-            return json.loads(raw.decode("utf-8"), parse_constant=no_constants)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise _Rejected(_error(400, f"invalid JSON body: {str(exc)[:80]}")) from None
-
-    def strict_inputs(rows: Any) -> npt.NDArray[np.float64]:
-        if not isinstance(rows, list) or not 1 <= len(rows) <= config.max_batch:
-            raise _Rejected(_error(400, f"inputs must be a list of 1..{config.max_batch} rows"))
-        if not all(
-            isinstance(r, list)
-            and len(r) == n_features
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in r)
-            for r in rows
-        ):
-            raise _Rejected(_error(400, f"each input row must be {n_features} numbers"))
-        x = np.asarray(rows, dtype=np.float64)
-        lo, hi = config.bounds
-        if not np.isfinite(x).all() or (x < lo).any() or (x > hi).any():
-            raise _Rejected(_error(400, f"input values must be finite and within [{lo}, {hi}]"))
-        return x
-
-    def oip_rows(doc: Any) -> Any:
-        if config.strict:
-            try:
-                tensor = doc["inputs"][0]
-                shape, data = tensor["shape"], tensor["data"]
-                if not (isinstance(shape, list) and len(shape) == 2 and shape[1] == n_features):
-                    raise ValueError
-                if not isinstance(data, list) or len(data) != shape[0] * shape[1]:
-                    raise ValueError
-            except (KeyError, IndexError, TypeError, ValueError):
-                raise _Rejected(
-                    _error(400, f"expected one input tensor of shape [n, {n_features}]")
-                ) from None
-            return [data[i * n_features : (i + 1) * n_features] for i in range(shape[0])]
-        tensor = doc["inputs"][0]
-        return np.asarray(tensor["data"], dtype=np.float64).reshape(tensor["shape"]).tolist()
+            raise Rejected(error_response(429, "rate limit exceeded", **{"Retry-After": str(wait)}))
 
     def predict(x: npt.NDArray[np.float64]) -> tuple[list[int], npt.NDArray[np.float64]]:
         if config.noise:
@@ -263,10 +219,15 @@ def model_app(model: Any, config: ServerConfig, state: ServerState | None = None
                 body["id"] = f"req-{state.requests}"
                 body["parameters"] = {"inference_ms": ms, "worker": _LEAKY_HOST}
             return body
-        preds = [
+        preds: list[dict[str, Any]] = [
             {"label": lab, **({"scores": row} if scores else {})}
             for lab, row in zip(labels, proba.tolist(), strict=True)
         ]
+        if config.output == "top_k":
+            # {class: score} for the k best classes, as many JSON APIs answer.
+            best = np.argsort(-proba, axis=1)[:, : config.top_k]
+            for pred, row, cols in zip(preds, proba, best, strict=True):
+                pred["top"] = {str(int(c)): float(row[c]) for c in cols}
         body = {"predictions": preds}
         if config.extra_fields:
             body |= {"model_version": "1.4.2", "inference_ms": ms, "host": _LEAKY_HOST}
@@ -275,20 +236,21 @@ def model_app(model: Any, config: ServerConfig, state: ServerState | None = None
     async def infer(request: Request) -> Response:
         try:
             if config.protocol == "oip" and request.path_params["name"] != config.model_name:
-                return _error(404, f"unknown model {request.path_params['name']!r}")
+                return error_response(404, f"unknown model {request.path_params['name']!r}")
             throttle(principal(request))
             raw = await request.body()
             if config.strict:
-                doc = strict_parse(raw, request)
-                rows = (
-                    oip_rows(doc)
-                    if config.protocol == "oip"
-                    else (doc.get("inputs") if isinstance(doc, dict) else None)
-                )
-                x = strict_inputs(rows)
+                doc = strict_body(raw, request, config.max_body_bytes)
+                if config.protocol == "oip":
+                    rows = oip_rows(doc, n_features, strict=True)
+                else:
+                    rows = doc.get("inputs") if isinstance(doc, dict) else None
+                x = strict_rows(rows, n_features, config.max_batch, config.bounds)
             else:
                 doc = json.loads(raw)
-                rows = oip_rows(doc) if config.protocol == "oip" else doc["inputs"]
+                rows = (
+                    oip_rows(doc, n_features, False) if config.protocol == "oip" else doc["inputs"]
+                )
                 x = np.asarray(rows, dtype=np.float64)
             t0 = time.perf_counter()
             labels, proba = predict(x)
@@ -296,21 +258,21 @@ def model_app(model: Any, config: ServerConfig, state: ServerState | None = None
             with state.lock:
                 state.inputs += len(labels)
             return JSONResponse(answer(labels, proba, ms))
-        except _Rejected as rejected:
+        except Rejected as rejected:
             return rejected.response
         except Exception:
             if config.leak_errors:
                 return PlainTextResponse(
                     traceback.format_exc(), status_code=500, headers=_leaky_headers(versions)
                 )
-            return _error(500, "internal error")
+            return error_response(500, "internal error")
 
     def metadata_view(server_level: bool) -> Any:
         async def view(request: Request) -> Response:
             try:
                 if not config.leaky_metadata:
                     principal(request)
-            except _Rejected as rejected:
+            except Rejected as rejected:
                 return rejected.response
             if server_level:
                 body: dict[str, Any] = {"name": "model-server", "version": "1", "extensions": []}
