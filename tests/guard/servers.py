@@ -80,11 +80,21 @@ def model_app(model: Any, delay_s: float = 0.0, seen: dict[str, str] | None = No
     async def ready(request: Request) -> JSONResponse:
         return JSONResponse({"ready": True})
 
+    async def metadata(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "name": "iris",
+                "platform": "sklearn",
+                "inputs": [{"name": "input-0", "datatype": "FP32", "shape": [-1, 4]}],
+            }
+        )
+
     return Starlette(
         routes=[
             Route("/v2/models/iris/infer", infer, methods=["POST"]),
             Route("/predict", predict, methods=["POST"]),
             Route("/v2/health/ready", ready),
+            Route("/v2/models/iris", metadata),
             Route("/", ready),
         ]
     )

@@ -71,7 +71,7 @@ def client(write_config, model) -> Any:
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(body=bodies)
 def test_any_body_gets_a_json_answer_below_500(client: Any, body: bytes) -> None:

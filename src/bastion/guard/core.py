@@ -24,6 +24,7 @@ from bastion.guard.metrics import DECISIONS, LATENCY
 from bastion.guard.policy import GuardEnv, Policy, build_policies
 from bastion.guard.request import Deny, Prediction, Request, Transform
 from bastion.guard.stores import Store, open_store
+from bastion.guard.telemetry import record_span
 
 __all__ = ["Admission", "Guard", "Outcome", "file_sha256"]
 
@@ -60,6 +61,7 @@ class Admission:
     reasons: list[str] = field(default_factory=list)
     denied: Outcome | None = None
     overhead_s: float = 0.0
+    started_ns: int = field(default_factory=time.time_ns)
 
 
 def file_sha256(path: Path) -> str:
@@ -207,9 +209,19 @@ class Guard:
             counter = self._counters[key] = DECISIONS.labels(*key)
         counter.inc()
         LATENCY.observe(adm.overhead_s)
+        req = adm.request
+        record_span(
+            start_ns=adm.started_ns,
+            end_ns=time.time_ns(),
+            headers=req.headers,
+            decision=out.decision,
+            status=out.status,
+            reasons=out.reasons,
+            rows=req.rows,
+            model=self._model,
+        )
         if self.audit is None:
             return
-        req = adm.request
         self.audit.write(
             {
                 "event": "decision",
