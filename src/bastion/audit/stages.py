@@ -110,22 +110,14 @@ def _threats(ctx: AuditContext) -> StageResult:
 
 
 def _scan(ctx: AuditContext) -> StageResult:
+    """The same scan as `bastion scan SYSTEM.yaml`: declared artifacts, bundles, pins."""
     if ctx.manifest.source_path is None:
         return StageResult(stage="scan", notes=("no manifest file to resolve artifact paths",))
-    from bastion.scan.manifest_pins import expand_manifests
-    from bastion.scan.scanner import Scanner
+    from bastion.scan.run import run_scan
 
-    targets, pin_findings = expand_manifests([Path(ctx.manifest.source_path)])
-    scanner = Scanner()
-    paths = [t for t in targets if Path(t).exists()]
-    scans = scanner.scan_paths(paths)
-    from bastion.scan.results import findings_of
-
-    findings = tuple(pin_findings) + tuple(findings_of(scans))
-    notes = tuple(f"scanned {p}" for p in paths)
-    missing = [t for t in targets if not Path(t).exists()]
-    notes += tuple(f"declared artifact not found: {p}" for p in missing)
-    return StageResult(stage="scan", findings=findings, notes=notes)
+    report, scans = run_scan([Path(ctx.manifest.source_path)])
+    notes = tuple(f"{s.path}: {s.verdict.value}" for s in scans)
+    return StageResult(stage="scan", findings=report.findings, notes=notes)
 
 
 def _probes(ctx: AuditContext) -> StageResult:
