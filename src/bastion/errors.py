@@ -12,7 +12,9 @@
         │   ├── EndpointError         the endpoint answered with an error status (4xx/5xx)
         │   ├── EndpointTimeout       the endpoint did not answer in time (a hang, for probes)
         │   └── BudgetExhausted       the query ledger's budget is spent
-        └── ScanError                 an artifact could not be read at all
+        ├── ScanError                 an artifact could not be read at all
+        ├── StoreError                the guard's state store (SQLite, Redis) is unavailable
+        └── IntegrityError            a model artifact's digest does not match its pin
 
 Every error carries a message that says what went wrong, where, and how to fix
 it; the CLI prints `str(error)` and never a traceback.
@@ -26,10 +28,12 @@ __all__ = [
     "ConfigError",
     "EndpointError",
     "EndpointTimeout",
+    "IntegrityError",
     "ManifestError",
     "OperationalError",
     "PluginError",
     "ScanError",
+    "StoreError",
     "TargetError",
     "UsageError",
 ]
@@ -138,3 +142,11 @@ class BudgetExhausted(TargetError):
 
 class ScanError(OperationalError):
     pass
+
+
+class StoreError(OperationalError):
+    """The guard's state store failed; policies turn this into fail-closed or fail-open."""
+
+
+class IntegrityError(OperationalError):
+    """A model artifact does not match the digest it is pinned to; the guard refuses to start."""

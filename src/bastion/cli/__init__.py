@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "bastion.cli.threats",
     "bastion.cli.probe",
     "bastion.cli.audit",
+    "bastion.cli.guard",
 )
 
 

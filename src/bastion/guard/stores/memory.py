@@ -1,0 +1,134 @@
+"""In-memory store: for tests, the in-process wrapper and single-process demos (no restart)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import ClassVar
+
+from limits.storage import Storage
+
+from bastion.guard.stores.base import PrincipalState, ReviewCase, resolved
+
+__all__ = ["MemoryRateStorage", "MemoryStore"]
+
+
+class MemoryRateStorage(Storage):
+    """Fixed-window counters in a dict, expired lazily.
+
+    `limits`' own MemoryStorage starts timer threads to expire keys, which
+    costs more than the rest of the guard's request path; the guard only needs
+    fixed windows, which a lock and a dict give in microseconds.
+    """
+
+    STORAGE_SCHEME: ClassVar[list[str]] = ["bastion-memory"]  # type: ignore[misc]
+
+    def __init__(self) -> None:
+        super().__init__(None, wrap_exceptions=False)
+        self._counts: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return RuntimeError
+
+    def incr(self, key: str, expiry: int | float, amount: int = 1) -> int:
+        now = time.time()
+        with self._lock:
+            count, until = self._counts.get(key, (0, 0.0))
+            if until <= now:
+                count, until = 0, now + expiry
+            count += amount
+            self._counts[key] = (count, until)
+            if len(self._counts) > 100_000:
+                self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
+            return count
+
+    def get(self, key: str) -> int:
+        count, until = self._counts.get(key, (0, 0.0))
+        return count if until > time.time() else 0
+
+    def get_expiry(self, key: str) -> float:
+        return self._counts.get(key, (0, time.time()))[1]
+
+    def check(self) -> bool:
+        return True
+
+    def reset(self) -> int | None:
+        with self._lock:
+            n = len(self._counts)
+            self._counts.clear()
+        return n
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._counts.pop(key, None)
+
+
+class MemoryStore:
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._limits = MemoryRateStorage()
+        self._cases: dict[str, ReviewCase] = {}
+        self._states: dict[str, PrincipalState] = {}
+        self._history: dict[str, deque[bytes]] = {}
+        self._lock = threading.Lock()
+
+    def rate_limit_storage(self) -> Storage:
+        return self._limits
+
+    def ping(self) -> None:
+        return None
+
+    def put_case(self, case: ReviewCase) -> None:
+        with self._lock:
+            self._cases[case.id] = ReviewCase.from_json(case.to_json())
+
+    def get_case(self, case_id: str) -> ReviewCase | None:
+        case = self._cases.get(case_id)
+        return ReviewCase.from_json(case.to_json()) if case else None
+
+    def list_cases(self, status: str | None = None, limit: int = 100) -> list[ReviewCase]:
+        cases = sorted(self._cases.values(), key=lambda c: c.created_at)
+        return [c for c in cases if status is None or c.status == status][:limit]
+
+    def resolve_case(self, case_id: str, resolution: str, by: str) -> ReviewCase | None:
+        with self._lock:
+            case = self._cases.get(case_id)
+            if case is None:
+                return None
+            return ReviewCase.from_json(resolved(case, resolution, by).to_json())
+
+    def add_evidence(self, principal: str, detector: str, amount: float) -> PrincipalState:
+        with self._lock:
+            state = self._states.setdefault(principal, PrincipalState())
+            state.evidence[detector] = state.evidence.get(detector, 0.0) + amount
+            return PrincipalState(dict(state.evidence), state.action, state.action_until)
+
+    def get_state(self, principal: str) -> PrincipalState:
+        state = self._states.get(principal)
+        if state is None:
+            return PrincipalState()
+        return PrincipalState(dict(state.evidence), state.action, state.action_until)
+
+    def set_action(self, principal: str, action: str | None, until: float | None) -> None:
+        with self._lock:
+            state = self._states.setdefault(principal, PrincipalState())
+            state.action, state.action_until = action, until
+
+    def append_history(self, key: str, item: bytes, max_items: int) -> None:
+        with self._lock:
+            buf = self._history.get(key)
+            if buf is None or buf.maxlen != max_items:
+                buf = deque(buf or (), maxlen=max_items)
+                self._history[key] = buf
+            buf.append(item)
+
+    def read_history(self, key: str, limit: int | None = None) -> list[bytes]:
+        items = list(self._history.get(key, ()))
+        return items[-limit:] if limit else items
+
+    def close(self) -> None:
+        return None
