@@ -11,7 +11,8 @@
         ├── TargetError               endpoint unreachable, TLS failure, unparseable answer
         │   ├── EndpointError         the endpoint answered with an error status (4xx/5xx)
         │   ├── EndpointTimeout       the endpoint did not answer in time (a hang, for probes)
-        │   └── BudgetExhausted       the query ledger's budget is spent
+        │   ├── BudgetExhausted       the query ledger's budget is spent
+        │   └── AccessDenied          an attack asked for output the target does not give
         ├── ScanError                 an artifact could not be read at all
         ├── StoreError                the guard's state store (SQLite, Redis) is unavailable
         └── IntegrityError            a model artifact's digest does not match its pin
@@ -23,6 +24,7 @@ it; the CLI prints `str(error)` and never a traceback.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
     "BastionError",
     "BudgetExhausted",
     "ConfigError",
@@ -138,6 +140,10 @@ class BudgetExhausted(TargetError):
         super().__init__(message, hint="raise --budget or lower the attack's query needs")
         self.spent = spent
         self.budget = budget
+
+
+class AccessDenied(TargetError):
+    """Raised before an attack reads output (e.g. scores) that the attacker's access lacks."""
 
 
 class ScanError(OperationalError):

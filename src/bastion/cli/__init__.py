@@ -34,6 +34,7 @@ _COMMAND_MODULES = (
     "bastion.cli.probe",
     "bastion.cli.audit",
     "bastion.cli.guard",
+    "bastion.cli.attack",
 )
 
 
