@@ -57,7 +57,9 @@ BUILTINS: dict[str, dict[str, str]] = {
         "membership-shadow": "bastion.attacks.membership:ShadowMembership",
         "membership-label-only": "bastion.attacks.membership:LabelOnlyMembership",
     },
-    "scanners": {},
+    "scanners": {
+        "models": "bastion.scan.plugin:ModelArtifactScanner",
+    },
     "policies": {
         "api_key": "bastion.guard.policies.auth:ApiKeyAuth",
         "quota": "bastion.guard.policies.quota:QuotaPolicy",

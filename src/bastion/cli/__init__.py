@@ -35,6 +35,7 @@ _COMMAND_MODULES = (
     "bastion.cli.audit",
     "bastion.cli.guard",
     "bastion.cli.attack",
+    "bastion.cli.scan",
 )
 
 

@@ -1,0 +1,275 @@
+"""bastion scan vs picklescan, modelscan and fickling on the same generated corpus.
+
+Run:
+    pip install picklescan modelscan fickling     # benchmark-only peers, in no extra
+    PYTHONPATH=src python benchmarks/scan_vs_peers.py [--big-mb 300] [--skip-big]
+
+The corpus is the one the tests generate (tests/scan/scan_corpus.py): benign
+models from scikit-learn, joblib, numpy, safetensors, ONNX, Keras and PyTorch,
+and malicious variants of every technique class, each with its ground truth.
+Nothing is ever loaded. Prints one table (detected, missed as clean,
+could-not-scan, false positives, wall time) and a large-checkpoint table with
+wall time and peak memory of each tool in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "scan"))
+sys.path.insert(0, str(ROOT / "src"))
+
+FLAGGED, CLEAN, CNS = "flagged", "clean", "could-not-scan"
+
+
+def bastion_tool() -> Callable[[Path], str]:
+    from bastion.scan import Scanner, Verdict
+
+    scanner = Scanner()
+
+    def run(path: Path) -> str:
+        verdict = scanner.scan_file(path).verdict
+        if verdict is Verdict.CLEAN:
+            return CLEAN
+        return CNS if verdict is Verdict.COULD_NOT_SCAN else FLAGGED
+
+    return run
+
+
+def picklescan_tool() -> Callable[[Path], str]:
+    from picklescan.scanner import scan_file_path
+
+    def run(path: Path) -> str:
+        result = scan_file_path(str(path))
+        if result.issues_count or result.infected_files:
+            return FLAGGED
+        return CNS if result.scan_err else CLEAN
+
+    return run
+
+
+def modelscan_tool() -> Callable[[Path], str]:
+    import logging
+
+    from modelscan.modelscan import ModelScan
+
+    logging.getLogger("modelscan").setLevel(logging.CRITICAL)
+
+    def run(path: Path) -> str:
+        report = ModelScan().scan(path)
+        if report["summary"]["total_issues"]:
+            return FLAGGED
+        return CNS if report.get("errors") else CLEAN
+
+    return run
+
+
+def fickling_tool() -> Callable[[Path], str]:
+    from fickling.loader import scan_file
+
+    def run(path: Path) -> str:
+        result = scan_file(str(path), graceful=True)
+        if not result.is_safe:
+            return FLAGGED
+        return CNS if result.errors else CLEAN
+
+    return run
+
+
+TOOLS = {
+    "bastion": bastion_tool,
+    "picklescan": picklescan_tool,
+    "modelscan": modelscan_tool,
+    "fickling": fickling_tool,
+}
+
+
+@dataclass
+class Tally:
+    detected: int = 0
+    missed: int = 0
+    bad_cns: int = 0
+    false_pos: int = 0
+    benign_cns: int = 0
+    seconds: float = 0.0
+    misses: list[str] = field(default_factory=list)
+
+
+REPEATS = 7
+
+
+def _outcome(tool: Callable[[Path], str], path: Path) -> str:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return tool(path)
+    except Exception:  # a peer crashing on a hostile file is a could-not-scan
+        return CNS
+
+
+def run_corpus(root: Path) -> tuple[dict[str, Tally], int, int]:
+    import scan_corpus
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        corpus = scan_corpus.build(root)
+    bad = sum(s.malicious for s in corpus.samples)
+    good = sum(s.expected == "clean" for s in corpus.samples)
+    tallies: dict[str, Tally] = {}
+    for name, factory in TOOLS.items():
+        try:
+            tool = factory()
+        except ImportError as exc:
+            print(f"skipping {name}: {exc} (pip install {name})", file=sys.stderr)
+            continue
+        tally = Tally()
+        outcomes = [_outcome(tool, sample.path) for sample in corpus.samples]  # warm-up pass
+        best = float("inf")
+        for _ in range(REPEATS):
+            start = time.perf_counter()
+            for sample in corpus.samples:
+                _outcome(tool, sample.path)
+            best = min(best, time.perf_counter() - start)
+        tally.seconds = best
+        for sample, outcome in zip(corpus.samples, outcomes, strict=True):
+            if sample.malicious:
+                if outcome == FLAGGED:
+                    tally.detected += 1
+                elif outcome == CNS:
+                    tally.bad_cns += 1
+                else:
+                    tally.missed += 1
+                    tally.misses.append(sample.name)
+            elif sample.expected != "clean":
+                continue  # broken-but-harmless files: neither a model nor an attack
+            elif outcome == FLAGGED:
+                tally.false_pos += 1
+                tally.misses.append("FP " + sample.name)
+            elif outcome == CNS:
+                tally.benign_cns += 1
+        tallies[name] = tally
+    assert not corpus.marker.exists(), "a payload ran: the benchmark must never load samples"
+    return tallies, bad, good
+
+
+_CHILD = {
+    "baseline": "import numpy; print('numpy only')",
+    "bastion": "from bastion.scan import Scanner; r = Scanner().scan_file(P); print(r.verdict)",
+    "picklescan": "from picklescan.scanner import scan_file_path as s; print(s(P).issues_count)",
+    "modelscan": "from modelscan.modelscan import ModelScan; "
+    "print(ModelScan().scan(P)['summary']['total_issues'])",
+    "fickling": "from fickling.loader import scan_file; print(scan_file(P, graceful=True))",
+}
+
+
+def make_checkpoint(path: Path, megabytes: int) -> str:
+    """A real torch.save checkpoint when torch is installed, else the same zip layout by hand."""
+    n = megabytes * (1 << 20) // 4
+    code = f"import torch; torch.save({{'w': torch.rand({n}), 'epoch': 1}}, {str(path)!r})"
+    if subprocess.run([sys.executable, "-c", code], check=False).returncode == 0:
+        return "torch.save"
+    import numpy as np
+    import scan_corpus
+
+    corpus = scan_corpus.Corpus(path.parent / "tmpcorpus")
+    spec = corpus.torch_zip(corpus.torch_pkl())
+    spec.members[2].data = np.random.default_rng(0).random(n, np.float32).tobytes()
+    path.write_bytes(spec.build())
+    return "hand-built zip"
+
+
+_LAUNCHER = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.Popen([sys.executable, "-c", sys.argv[1]], stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL)
+out = proc.stdout.read().decode().strip()
+_, status, usage = os.wait4(proc.pid, 0)
+last = out.splitlines()[-1] if out else "exit %d" % os.waitstatus_to_exitcode(status)
+print(time.perf_counter() - start, usage.ru_maxrss / 1024, last, sep="\\t")
+"""
+
+
+def make_joblib(path: Path, megabytes: int) -> None:
+    """A joblib file whose arrays sit between pickle opcodes, as sklearn models are stored."""
+    n = megabytes * (1 << 20) // 8 // 4
+    code = (
+        "import joblib, numpy as np; rng = np.random.default_rng(0); "
+        f"joblib.dump({{'w%d' % i: rng.random({n}) for i in range(4)}}, {str(path)!r})"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def time_child(tool: str, path: Path) -> tuple[float, float, str]:
+    """Wall time and peak RSS of one tool scanning `path`, in a fresh small process."""
+    code = f"P = {str(path)!r}\n" + _CHILD[tool]
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    out = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, code], capture_output=True, text=True, env=env, check=True
+    ).stdout.strip()
+    wall, rss, result = out.split("\t", 2)
+    return float(wall), float(rss), result
+
+
+def baseline_rss() -> float:
+    return time_child("baseline", Path("."))[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--big-mb", type=int, default=300)
+    parser.add_argument("--skip-big", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tallies, bad, good = run_corpus(Path(tmp) / "corpus")
+        print(f"\n## Generated corpus: {bad} malicious/hostile samples, {good} benign\n")
+        print(
+            "| tool | malicious detected | malicious passed as clean | malicious could-not-scan "
+            "| benign flagged (FP) | benign could-not-scan | wall time (s) | time vs picklescan |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        ref = tallies.get("picklescan")
+        for name, t in tallies.items():
+            ratio = f"{t.seconds / ref.seconds:.2f}x" if ref and ref.seconds else "n/a"
+            print(
+                f"| {name} | {t.detected}/{bad} | {t.missed} | {t.bad_cns} | {t.false_pos}/{good} "
+                f"| {t.benign_cns} | {t.seconds:.2f} | {ratio} |"
+            )
+        for name, t in tallies.items():
+            if t.misses:
+                shown = ", ".join(t.misses[:12]) + (" ..." if len(t.misses) > 12 else "")
+                print(f"\n{name} passed as clean / flagged benign ({len(t.misses)}): {shown}")
+        if args.skip_big:
+            return
+        big = Path(tmp) / "big_checkpoint.pt"
+        how = make_checkpoint(big, args.big_mb)
+        lib = Path(tmp) / "big_model.joblib"
+        make_joblib(lib, args.big_mb)
+        base = baseline_rss()
+        print(
+            f"\n## {args.big_mb} MB files, each tool in its own process "
+            f"(python+numpy alone: {base:.0f} MB peak RSS)\n"
+        )
+        print("| file | tool | wall time (s) incl. start-up | peak RSS (MB) | result |")
+        print("|---|---|---|---|---|")
+        for label, path in ((f"checkpoint ({how})", big), ("joblib (numpy arrays)", lib)):
+            size = path.stat().st_size / (1 << 20)
+            for tool in tallies:
+                wall, rss, result = time_child(tool, path)
+                print(
+                    f"| {size:.0f} MB {label} | {tool} | {wall:.2f} | {rss:.0f} | {result[:50]} |"
+                )
+
+
+if __name__ == "__main__":
+    main()
