@@ -31,8 +31,8 @@ _err = Console(stderr=True)
 # One line per capability module that contributes commands.
 _COMMAND_MODULES = (
     "bastion.cli.threats",
-    "bastion.cli.probe",
     "bastion.cli.audit",
+    "bastion.cli.probe",
     "bastion.cli.guard",
     "bastion.cli.attack",
     "bastion.cli.scan",
