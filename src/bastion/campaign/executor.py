@@ -112,7 +112,7 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-class _Book:
+class Attempts:
     """Attempts, results and events for one `map` call, shared by both executors."""
 
     def __init__(self, tasks: Sequence[Task], progress: Progress | None, retries: int) -> None:
@@ -185,13 +185,13 @@ class LocalExecutor:
     def map(
         self, tasks: Sequence[Task], *, progress: Progress | None = None, retries: int = 2
     ) -> list[Any]:
-        book = _Book(tasks, progress, retries)
+        book = Attempts(tasks, progress, retries)
         pending = list(range(len(book.tasks)))
         while pending:
             pending = self._round(book, pending)
         return book.results
 
-    def _round(self, book: _Book, indexes: list[int]) -> list[int]:
+    def _round(self, book: Attempts, indexes: list[int]) -> list[int]:
         """Run `indexes` on a fresh pool; return the ones to run again on another pool."""
         again: list[int] = []
         pool = ProcessPoolExecutor(max_workers=min(self.workers, len(indexes)))

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bastion.campaign.executor import Progress, Task, _Book, run_task
+from bastion.campaign.executor import Attempts, Progress, Task, run_task
 from bastion.errors import OperationalError, UsageError
 
 __all__ = ["RayExecutor", "import_path_env"]
@@ -27,9 +27,7 @@ def _ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise UsageError(
-            "--executor ray needs Ray", hint="pip install 'bastion-ml[ray]'"
-        ) from None
+        raise UsageError("--executor ray needs Ray", hint="pip install 'bastion-ml[ray]'") from None
     return ray
 
 
@@ -88,7 +86,7 @@ class RayExecutor:
         self, tasks: Sequence[Task], *, progress: Progress | None = None, retries: int = 2
     ) -> list[Any]:
         ray = _ray()
-        book = _Book(tasks, progress, retries)
+        book = Attempts(tasks, progress, retries)
         waiting = list(range(len(book.tasks)))[::-1]
         running: dict[Any, int] = {}
         while waiting or running:
