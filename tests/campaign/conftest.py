@@ -42,9 +42,17 @@ def iris_data() -> AttackData:
     from sklearn.datasets import load_iris
 
     x, y = load_iris(return_X_y=True)
-    pick = np.random.default_rng(3).permutation(len(x))[:24]
+    order = np.random.default_rng(3).permutation(len(x))
+    pick, rest = order[:24], order[24:]
     space = InputSpace.build(4, (0.0, 8.0), domain=Domain.TABULAR)
-    return AttackData(space=space, x=x[pick].astype(np.float64), y=y[pick].astype(np.int64))
+    return AttackData(
+        space=space,
+        x=x[pick].astype(np.float64),
+        y=y[pick].astype(np.int64),
+        pool=x[rest[:60]].astype(np.float64),
+        x_eval=x[rest[60:]].astype(np.float64),
+        y_eval=y[rest[60:]].astype(np.int64),
+    )
 
 
 def kill_when_written(pid_file: Path, timeout_s: float = 60.0) -> Callable[[], int]:

@@ -46,7 +46,7 @@ def test_operational_failures_are_retried_and_then_reported(tmp_path: Path) -> N
     ]
     bad = tmp_path / "bad"
     bad.mkdir()
-    with pytest.raises(TaskFailed, match="flaky.*3 time") as caught:
+    with pytest.raises(TaskFailed, match=r"flaky.*3 time") as caught:
         LocalExecutor(1).map([FlakyTask(str(bad), failures=5)], retries=2)
     assert caught.value.attempts == 3 and caught.value.exit_code == 3
     assert len(list(bad.glob("attempt-*"))) == 3
