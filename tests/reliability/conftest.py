@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.guard.conftest import KEYS, IRIS_INPUT, key_entry
+from tests.guard.conftest import IRIS_INPUT, KEYS, key_entry
 
 INFER = "/v2/models/iris/infer"
 _X = np.asarray(
@@ -42,7 +42,7 @@ def keys_file(tmp_path: Path) -> Path:
 def guard_config(tmp_path: Path, keys_file: Path) -> Callable[..., Path]:
     """Write a guard.yaml: quota, validation, review of unsure virginica, top-1 output."""
 
-    def write(name: str = "guard", *, quota: list[str], **over: Any) -> Path:
+    def write(name: str = "guard", *, quota: list[str], decision: bool = True, **over: Any) -> Path:
         cfg: dict[str, Any] = {
             "model": {
                 "name": "iris",
@@ -67,6 +67,8 @@ def guard_config(tmp_path: Path, keys_file: Path) -> Callable[..., Path]:
                 {"kind": "output_minimisation", "default": {"mode": "top_k", "k": 1}},
             ],
         }
+        if not decision:
+            cfg["policies"] = [p for p in cfg["policies"] if p["kind"] != "decision"]
         cfg.update(over)
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))

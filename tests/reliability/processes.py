@@ -6,6 +6,7 @@ server), and every one is stopped by the test that started it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -69,9 +70,17 @@ class Process:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+def _weights() -> str:
+    from tests.guard.servers import iris_model
+
+    model = iris_model()
+    return json.dumps({"coef": model.coef_.tolist(), "intercept": model.intercept_.tolist()})
+
+
 def upstream(tmp: Path, port: int | None = None) -> Process:
+    """The iris model of the guard tests, served by a stdlib process that restarts fast."""
     port = port or free_port()
-    argv = [sys.executable, "-m", "tests.reliability.upstream", str(port)]
+    argv = [sys.executable, "-m", "tests.reliability.upstream", str(port), _weights()]
     url = f"http://127.0.0.1:{port}"
     return Process(argv, port, tmp / "upstream.log", lambda: wait_http(url + "/v2/health/ready"))
 
@@ -159,12 +168,21 @@ class Load:
 
 
 def audit_records(path: Path) -> list[dict[str, Any]]:
-    import json
-
     out = []
     for line in path.read_text().splitlines():
         if line.strip():
             out.append(json.loads(line))
+    return out
+
+
+def audit_records_tolerant(path: Path) -> list[dict[str, Any]]:
+    """The records that parse (a torn line left by a crash does not)."""
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
     return out
 
 
