@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,serve,report,sign,bom
+EXTRAS ?= dev,serve,report,sign,bom,redis,ray
 
 .PHONY: demo test lint typecheck unit install clean
 

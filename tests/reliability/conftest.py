@@ -31,15 +31,18 @@ def auth(principal: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {KEYS[principal][0]}"}
 
 
-@pytest.fixture
-def keys_file(tmp_path: Path) -> Path:
-    path = tmp_path / "keys.yaml"
+def write_keys(directory: Path) -> Path:
+    path = directory / "keys.yaml"
     path.write_text(yaml.safe_dump({"keys": [key_entry(p) for p in KEYS]}))
     return path
 
 
 @pytest.fixture
-def guard_config(tmp_path: Path, keys_file: Path) -> Callable[..., Path]:
+def keys_file(tmp_path: Path) -> Path:
+    return write_keys(tmp_path)
+
+
+def config_writer(tmp_path: Path, keys_file: Path) -> Callable[..., Path]:
     """Write a guard.yaml: quota, validation, review of unsure virginica, top-1 output."""
 
     def write(name: str = "guard", *, quota: list[str], decision: bool = True, **over: Any) -> Path:
@@ -78,6 +81,12 @@ def guard_config(tmp_path: Path, keys_file: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
+def guard_config(tmp_path: Path, keys_file: Path) -> Callable[..., Path]:
+    return config_writer(tmp_path, keys_file)
+
+
+@pytest.fixture
 def need_redis() -> None:
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server not on PATH (apt-get install redis-server; .ci/run does)")
+    pytest.importorskip("redis", reason="the guard's Redis store needs the `redis` extra")
