@@ -36,6 +36,7 @@ _COMMAND_MODULES = (
     "bastion.cli.guard",
     "bastion.cli.attack",
     "bastion.cli.scan",
+    "bastion.cli.campaign",
 )
 
 
