@@ -82,6 +82,20 @@ class Failure:
         return RuntimeError(f"{self.type_name}: {self.message}")
 
 
+def one_thread_per_worker() -> None:
+    """Pool initialiser: one BLAS/OpenMP thread per worker process.
+
+    Several workers that each start a thread per core fight over the same cores
+    (two workers on two cores ran slower than one); Ray sets the same limit for
+    its workers.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        return
+    threadpool_limits(1)
+
+
 def run_task(task: Task) -> Any:
     """The function a worker runs; module-level so every pool can pickle it.
 
@@ -194,7 +208,9 @@ class LocalExecutor:
     def _round(self, book: Attempts, indexes: list[int]) -> list[int]:
         """Run `indexes` on a fresh pool; return the ones to run again on another pool."""
         again: list[int] = []
-        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(indexes)))
+        pool = ProcessPoolExecutor(
+            max_workers=min(self.workers, len(indexes)), initializer=one_thread_per_worker
+        )
         try:
             running: dict[Future[Any], int] = {}
             for i in indexes:
