@@ -106,17 +106,22 @@ def main() -> None:
     )
     print(
         f"{'executor':<8} {'workers':>7} {'wall s':>8} {'points/s':>9} {'queries/s':>10} "
-        f"{'speed-up':>8}  identical"
+        f"{'speed-up':>8} {'parallel':>8}  identical"
     )
     base: dict[str, float] = {}
     for name, workers, wall, run in rows:
         base.setdefault(name, wall)
         queries = run.results[0].total_queries
+        busy = run.results[0].wall_time_s  # the chunks' own run times, summed
         same = "yes" if _digest(run) == reference else "NO"
         print(
             f"{name:<8} {workers:>7} {wall:>8.2f} {args.points / wall:>9.1f} "
-            f"{queries / wall:>10.0f} {base[name] / wall:>7.2f}x  {same}"
+            f"{queries / wall:>10.0f} {base[name] / wall:>7.2f}x {busy / wall:>8.2f}  {same}"
         )
+    print(
+        "parallel = the tasks' own run time summed / wall time: how many workers were busy at"
+        " once (at most the workers, less when other jobs hold the cores)"
+    )
 
 
 if __name__ == "__main__":
