@@ -2,21 +2,22 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,serve,report,sign,bom,redis,ray
+EXTRAS ?= dev,serve,report,sign,bom,redis,onnx,h5,ray
+# Extra packages to install into the venv, e.g. CI's `PIP_EXTRA=torch==2.13.0`.
+PIP_EXTRA ?=
 
 .PHONY: demo test lint typecheck unit install clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]' $(PIP_EXTRA)
 	touch $@
 
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/bastion threats examples/content-moderation/system.yaml --format html -o out/report.html --fail-on never
-	@echo "report: out/report.html"
+	$(BIN)/bastion demo --out out/demo
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -50,7 +50,9 @@ def _change(before: Finding | None, after: Finding | None, key: str) -> Change:
         match=key,
         rule_id=ref.rule_id,
         title=ref.title,
-        subject=ref.subject.name or ref.subject.id,
+        subject=ref.subject.id
+        if ref.subject.kind is SubjectKind.ENDPOINT
+        else (ref.subject.name or ref.subject.id),
         status=status,
         before=before.severity if before else None,
         after=after.severity if after else None,

@@ -3,6 +3,7 @@
 ::
 
     BastionError                      exit 3 unless a subclass says otherwise
+    ├── Interrupted                   exit 130: Ctrl-C during long work (what finished is kept)
     ├── UsageError                    exit 2: the user asked for something we cannot do
     │   ├── ConfigError               a file the user wrote is invalid (names file:line:col)
     │   │   └── ManifestError         ... the system manifest in particular
@@ -32,6 +33,7 @@ __all__ = [
     "EndpointError",
     "EndpointTimeout",
     "IntegrityError",
+    "Interrupted",
     "ManifestError",
     "OperationalError",
     "PluginError",
@@ -53,6 +55,12 @@ class BastionError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class Interrupted(BastionError):
+    """Ctrl-C, raised by long-running commands instead of a bare KeyboardInterrupt."""
+
+    exit_code = 130
 
 
 class UsageError(BastionError):

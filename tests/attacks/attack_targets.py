@@ -19,6 +19,8 @@ import numpy as np
 from bastion.target import OutputKind, QueryResult, SklearnTarget, Target, TargetInfo, oip_target
 from bastion.testing import ServerConfig, ServerState, model_app, serve_in_background
 
+TARGETS = ["in-process", "http"]
+
 
 class Counted:
     def __init__(self, target: Target) -> None:

@@ -7,15 +7,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from attack_targets import deployments
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
 from bastion.attacks import Domain, InputSpace
-
-TARGETS = ["in-process", "http"]
+from tests.attacks.attack_targets import deployments
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from attack_targets import Counted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.neural_network import MLPClassifier
@@ -20,6 +19,7 @@ from sklearn.neural_network import MLPClassifier
 from bastion.attacks import AttackData, Constraints, Domain, InputSpace, Oracle
 from bastion.registry import registry
 from bastion.target import SklearnTarget
+from tests.attacks.attack_targets import Counted
 
 N_FEATURES = 8
 INT_FEATURES = (4, 5)  # counts in 0..10

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from attack_targets import Counted, ScoresForbidden
 
 from bastion.attacks import Access, Constraints, ConstraintViolation, Domain, InputSpace, Oracle
 from bastion.errors import AccessDenied, BudgetExhausted
 from bastion.target import SklearnTarget
+from tests.attacks.attack_targets import Counted, ScoresForbidden
 
 
 def test_counts_every_input_and_stops_before_the_budget(digits: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from bastion.attacks import Access, AttackData, AttackResult, Oracle
 from bastion.attacks.verdict import to_finding
 from bastion.registry import registry
 from bastion.target import OutputKind
-from conftest import TARGETS
+from tests.attacks.attack_targets import TARGETS
 
 N_POINTS = 30
 

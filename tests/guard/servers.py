@@ -80,11 +80,21 @@ def model_app(model: Any, delay_s: float = 0.0, seen: dict[str, str] | None = No
     async def ready(request: Request) -> JSONResponse:
         return JSONResponse({"ready": True})
 
+    async def metadata(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "name": "iris",
+                "platform": "sklearn",
+                "inputs": [{"name": "input-0", "datatype": "FP32", "shape": [-1, 4]}],
+            }
+        )
+
     return Starlette(
         routes=[
             Route("/v2/models/iris/infer", infer, methods=["POST"]),
             Route("/predict", predict, methods=["POST"]),
             Route("/v2/health/ready", ready),
+            Route("/v2/models/iris", metadata),
             Route("/", ready),
         ]
     )
@@ -147,9 +157,13 @@ def wait_http(
 
 
 @contextlib.contextmanager
-def guard_process(config: Path, upstream: str) -> Iterator[str]:
-    """`python -m bastion guard serve` as a real process; yields its base URL."""
-    port = free_port()
+def guard_process(
+    config: Path, upstream: str, port: int | None = None, kill: bool = False
+) -> Iterator[str]:
+    """`python -m bastion guard serve` as a real process; yields its base URL.
+
+    With `kill`, the process is ended by SIGKILL (a crash) instead of a clean stop."""
+    port = port or free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.Popen(
         [
@@ -174,7 +188,10 @@ def guard_process(config: Path, upstream: str) -> Iterator[str]:
         wait_http(base + "/guard/healthz", proc=proc)
         yield base
     finally:
-        proc.terminate()
+        if kill:
+            proc.kill()
+        else:
+            proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

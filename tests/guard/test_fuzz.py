@@ -71,7 +71,7 @@ def client(write_config, model) -> Any:
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(body=bodies)
 def test_any_body_gets_a_json_answer_below_500(client: Any, body: bytes) -> None:
@@ -108,3 +108,19 @@ def test_slow_body_times_out_with_408(write_config, model) -> None:
         assert '"error":"request_timeout"' in text
     finally:
         guard.close()
+
+
+def test_an_internal_failure_is_a_json_500_not_a_traceback(write_config, model) -> None:
+    guard = Guard(load_config(write_config()))
+    assert guard.audit is not None
+    guard.audit.close()  # the audit log can no longer be written (e.g. its disk went away)
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=GuardMiddleware(model_app(model), guard))
+        async with httpx.AsyncClient(transport=transport, base_url="http://guard") as c:
+            return await c.post(INFER, json={"inputs": []}, headers=auth("alice"))
+
+    r = asyncio.run(go())
+    assert r.status_code == 500
+    assert r.json()["error"] == "guard_error"
+    guard.store.close()

@@ -302,7 +302,9 @@ def test_every_request_is_one_audit_record(write_config, model, tmp_path) -> Non
     assert len(recs[1]["digest"]) == 64 and recs[1]["guard_ms"] >= 0
 
 
-def test_throttle_action_limits_only_the_suspect(write_config, tmp_path: Path, model) -> None:
+def test_review_and_throttle_actions_hit_only_the_suspect(
+    write_config, tmp_path: Path, model
+) -> None:
     registry("detectors").register("repeats", RepeatDetector)
     cfg = yaml.safe_load(write_config().read_text())
     cfg["policies"][1] = {"kind": "quota", "per_principal": ["1000/minute"]}
@@ -312,7 +314,7 @@ def test_throttle_action_limits_only_the_suspect(write_config, tmp_path: Path, m
             "kind": "detection",
             "detectors": [{"kind": "repeats"}],
             "throttle": "1/minute",
-            "actions": [{"at": 1, "action": "flag"}, {"at": 2, "action": "throttle"}],
+            "actions": [{"at": 1, "action": "review"}, {"at": 2, "action": "throttle"}],
         },
     )
     path = tmp_path / "g5.yaml"
@@ -321,7 +323,10 @@ def test_throttle_action_limits_only_the_suspect(write_config, tmp_path: Path, m
     alice = token("alice")
     for _ in range(2):
         g(X, api_key=alice)
-    assert guard.store.get_state("alice").active_action() == "flag"
+    assert guard.store.get_state("alice").active_action() == "review"
+    [case] = guard.store.list_cases("pending")
+    assert case.principal == "alice" and case.reason == "detection"
+    assert case.model_output == {"evidence": {"repeats": 1.0}}
     g(X, api_key=alice)  # evidence 2: throttled from the next request on
     g(X, api_key=alice)  # the one request the throttle window allows
     with pytest.raises(GuardDenied) as err:
@@ -329,3 +334,15 @@ def test_throttle_action_limits_only_the_suspect(write_config, tmp_path: Path, m
     assert err.value.deny.status == 429
     for _ in range(3):
         g(X, api_key=token("bob"))
+
+
+def test_a_failing_model_is_audited_and_raised(write_config, model, tmp_path) -> None:
+    def broken(x: np.ndarray) -> np.ndarray:
+        raise RuntimeError("weights missing")
+
+    guard = Guard(load_config(write_config()))
+    _OPEN.append(guard)
+    with pytest.raises(RuntimeError, match="weights missing"):
+        wrap(guard, broken)(X, api_key=token("alice"))
+    last = yaml.safe_load((tmp_path / "audit.jsonl").read_text().splitlines()[-1])
+    assert last["decision"] == "error" and last["reasons"] == ["model:model_error"]

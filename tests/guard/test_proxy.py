@@ -111,6 +111,8 @@ def test_n_plus_first_request_gets_429_while_another_principal_passes(proxy) -> 
             "malformed_request",
         ),
         (b"x" * 5000, 413, "payload_too_large"),
+        # found by bastion's own input probe through the guard: deep nesting was a 500
+        (b"[" * 2000 + b"]" * 2000, 400, "malformed_request"),
     ],
 )
 def test_malformed_requests_get_a_json_4xx(proxy, body: bytes, status: int, error: str) -> None:
@@ -120,6 +122,24 @@ def test_malformed_requests_get_a_json_4xx(proxy, body: bytes, status: int, erro
     )
     assert r.status_code == status
     assert r.json()["error"] == error
+
+
+def test_non_json_media_types_are_refused(proxy) -> None:
+    """Also found by the input probe: a text/plain body used to reach the model."""
+    base, _ = proxy()
+    body = (
+        b'{"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", '
+        b'"data": [1, 2, 3, 4]}]}'
+    )
+    for media, status in (
+        ("text/plain", 415),
+        ("application/x-www-form-urlencoded", 415),
+        ("application/json; charset=utf-8", 200),
+    ):
+        r = httpx.post(base + INFER, content=body, headers={**auth("alice"), "content-type": media})
+        assert r.status_code == status, (media, r.text)
+        if status == 415:
+            assert r.json()["error"] == "unsupported_media_type"
 
 
 def test_scores_are_reduced_as_configured(proxy, model: Any) -> None:
@@ -188,7 +208,7 @@ def test_upstream_down_is_502_json(proxy) -> None:
 
 
 def test_upstream_slow_is_504_json(proxy, model) -> None:
-    with ThreadServer(model_app(model, delay_s=2.0)) as slow:
+    with ThreadServer(model_app(model, delay_s=1.0)) as slow:
         base, _ = proxy(target=slow, proxy={"timeout_s": 0.3})
         r = httpx.post(base + INFER, json=oip([[5.1, 3.5, 1.4, 0.2]]), headers=auth("alice"))
         assert r.status_code == 504
@@ -279,3 +299,32 @@ def test_guard_serve_cli_rejects_bad_input(run_cli, write_config) -> None:
     bad.write_text(yaml.safe_dump({"modle": {}}))
     res = run_cli("guard", "serve", "--config", str(bad), "--upstream", "http://127.0.0.1:1")
     assert res.returncode == 2 and f"{bad}:1:1: modle" in res.stderr
+
+
+def test_sigkill_and_restart_keeps_quota_and_audit_chain(write_config, model, tmp_path) -> None:
+    from tests.guard.servers import guard_process
+
+    config = write_config()
+    body = oip([[5.1, 3.5, 1.4, 0.2]])
+    with ThreadServer(model_app(model)) as upstream:
+        with guard_process(config, upstream, kill=True) as base:
+            for _ in range(3):
+                assert httpx.post(base + INFER, json=body, headers=auth("alice")).status_code == 200
+        with guard_process(config, upstream) as base:
+            codes = [
+                httpx.post(base + INFER, json=body, headers=auth("alice")).status_code
+                for _ in range(3)
+            ]
+    assert codes == [200, 200, 429]  # 5/minute counted across the crash
+    v = verify_log([tmp_path / "audit.jsonl"])
+    assert v.ok, v.problems
+    assert v.records == 2 + 6  # two start records, every decision kept
+
+
+def test_model_metadata_is_hidden_unless_exposed_then_needs_a_key(proxy) -> None:
+    base, _ = proxy()
+    assert httpx.get(base + "/v2/models/iris", headers=auth("alice")).status_code == 404
+    base, _ = proxy(proxy={"expose_metadata": True})
+    assert httpx.get(base + "/v2/models/iris").status_code == 401
+    r = httpx.get(base + "/v2/models/iris", headers=auth("alice"))
+    assert r.status_code == 200 and r.json()["inputs"][0]["shape"] == [-1, 4]

@@ -104,6 +104,9 @@ def attack(
         int, typer.Option(help="Queries per attacked point (evasion) or per attack (others).")
     ] = 1000,
     points: Annotated[int, typer.Option(help="How many points to attack (evasion).")] = 50,
+    max_queries: Annotated[
+        int | None, typer.Option(help="Global cap on inputs sent, across all attacks.")
+    ] = None,
     eps: Annotated[
         float | None, typer.Option(help="Success radius for evasion (in input units).")
     ] = None,
@@ -170,7 +173,7 @@ def attack(
     )
     limit = rate_limit or found.get("rate_limit")
     realistic = None if limit is None else max(1, int(parse_rate(limit) * 86_400))
-    ledger = Ledger(found["target"], pace=limit if pace and limit else None)
+    ledger = Ledger(found["target"], budget=max_queries, pace=limit if pace and limit else None)
     names = [n.strip() for n in attacks.split(",") if n.strip()]
     try:
         with Progress(

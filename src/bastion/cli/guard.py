@@ -34,7 +34,10 @@ def serve(
     config: ConfigOpt,
     upstream: Annotated[str | None, typer.Option(help="Model server base URL.")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
+    announce: Annotated[
+        bool, typer.Option(help="Print 'READY <url>' on stdout once listening (for scripts).")
+    ] = False,
 ) -> None:
     """Serve the guard as a reverse proxy in front of an OIP v2 or JSON model server."""
     try:
@@ -59,40 +62,64 @@ def serve(
         raise UsageError(f"--upstream {url!r} is not an http(s) URL")
     guard = Guard(cfg)
     typer.echo(
-        f"guard: {url} behind http://{host}:{port} ({len(guard.policies)} policies, "
-        f"store {guard.store.name})",
+        f"guard: {url} behind {host} ({len(guard.policies)} policies, store {guard.store.name})",
         err=True,
     )
-    uvicorn.run(
-        GuardProxy(guard, url),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
+    import socket
+
+    # Bind first so port 0 works and the announced URL is already accepting connections.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(256)
+    bound = sock.getsockname()[1]
+    if announce:
+        typer.echo(f"READY http://{host}:{bound}")
+    server = uvicorn.Server(
+        uvicorn.Config(GuardProxy(guard, url), log_level="warning", access_log=False, lifespan="on")
     )
+    server.run(sockets=[sock])
 
 
 @guard_app.command("init")
 def init(
-    manifest: Annotated[Path, typer.Argument(help="The system manifest (system.yaml).")],
+    manifest: Annotated[
+        Path | None, typer.Argument(help="The system manifest (system.yaml).")
+    ] = None,
+    from_report: Annotated[
+        Path | None,
+        typer.Option("--from-report", help="An audit's JSON report: policies follow its findings."),
+    ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write.")] = Path(
         "guard.yaml"
     ),
     endpoint: Annotated[str | None, typer.Option(help="Endpoint id, if several.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a starting guard.yaml (and an empty key file) from a system manifest."""
+    """Write a starting guard.yaml (and an empty key file) from a manifest or an audit report."""
     from bastion.guard.starter import render, starter_config
     from bastion.manifest import load_manifest
 
+    if (manifest is None) == (from_report is None):
+        raise UsageError("give a manifest or --from-report REPORT.json (exactly one)")
     if output.exists() and not force:
         raise UsageError(f"{output} exists", hint="pass --force to overwrite it")
-    m = load_manifest(manifest)
-    config = starter_config(m, output.parent, endpoint)
-    high = any(p.get("kind") == "decision" for p in config["policies"])
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render(config, str(manifest), high), encoding="utf-8")
+    if from_report is not None:
+        from bastion.cli.audit import read_report
+        from bastion.guard.plan import plan_from_report, render_plan
+
+        config, answers = plan_from_report(read_report(from_report), output.parent, endpoint)
+        output.write_text(render_plan(config, answers, str(from_report)), encoding="utf-8")
+    else:
+        assert manifest is not None
+        m = load_manifest(manifest)
+        config = starter_config(m, output.parent, endpoint)
+        high = any(p.get("kind") == "decision" for p in config["policies"])
+        output.write_text(render(config, str(manifest), high), encoding="utf-8")
     keys = output.parent / "guard-keys.yaml"
     if not keys.exists():
         keys.write_text("# entries from `bastion guard keys new`\nkeys: []\n", encoding="utf-8")

@@ -83,6 +83,7 @@ class ProxySpec(_Strict):
     request_timeout_s: float = Field(default=30.0, gt=0)
     predict_paths: list[str] = Field(default_factory=lambda: ["/predict"])
     review_path: str = "/guard/review"
+    expose_metadata: bool = False
 
 
 class GuardConfig(_Strict):

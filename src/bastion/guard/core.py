@@ -24,6 +24,7 @@ from bastion.guard.metrics import DECISIONS, LATENCY
 from bastion.guard.policy import GuardEnv, Policy, build_policies
 from bastion.guard.request import Deny, Prediction, Request, Transform
 from bastion.guard.stores import Store, open_store
+from bastion.guard.telemetry import record_span
 
 __all__ = ["Admission", "Guard", "Outcome", "file_sha256"]
 
@@ -60,6 +61,7 @@ class Admission:
     reasons: list[str] = field(default_factory=list)
     denied: Outcome | None = None
     overhead_s: float = 0.0
+    started_ns: int = field(default_factory=time.time_ns)
 
 
 def file_sha256(path: Path) -> str:
@@ -91,6 +93,7 @@ class Guard:
             path = spec.path.format(host=socket.gethostname(), pid=os.getpid())
             self.audit = AuditLog(config.resolve(path), max_bytes=spec.max_bytes, fsync=spec.fsync)
         self._model = f"{config.model.name}:{config.model.version}".rstrip(":")
+        self._counters: dict[tuple[str, str, str], Any] = {}
         if self.audit:
             self.audit.write(
                 {
@@ -200,11 +203,25 @@ class Guard:
     def _finish(
         self, adm: Admission, out: Outcome, policy: str, reason: str, model_s: float
     ) -> None:
-        DECISIONS.labels(out.decision, policy or "-", reason or "-").inc()
+        key = (out.decision, policy or "-", reason or "-")
+        counter = self._counters.get(key)
+        if counter is None:  # label lookups cost more than the increment; keep the children
+            counter = self._counters[key] = DECISIONS.labels(*key)
+        counter.inc()
         LATENCY.observe(adm.overhead_s)
+        req = adm.request
+        record_span(
+            start_ns=adm.started_ns,
+            end_ns=time.time_ns(),
+            headers=req.headers,
+            decision=out.decision,
+            status=out.status,
+            reasons=out.reasons,
+            rows=req.rows,
+            model=self._model,
+        )
         if self.audit is None:
             return
-        req = adm.request
         self.audit.write(
             {
                 "event": "decision",
@@ -226,7 +243,11 @@ class Guard:
         if adm.denied:
             return adm.denied
         t = time.perf_counter()
-        prediction = model(adm.request)
+        try:
+            prediction = model(adm.request)
+        except Exception as exc:
+            self.fail(adm, 502, "model_error", f"the model raised {type(exc).__name__}")
+            raise
         return self.complete(adm, prediction, time.perf_counter() - t)
 
     async def handle_async(
@@ -236,7 +257,11 @@ class Guard:
         if adm.denied:
             return adm.denied
         t = time.perf_counter()
-        prediction = await model(adm.request)
+        try:
+            prediction = await model(adm.request)
+        except Exception as exc:
+            self.fail(adm, 502, "model_error", f"the model raised {type(exc).__name__}")
+            raise
         return self.complete(adm, prediction, time.perf_counter() - t)
 
     def ready(self) -> bool:

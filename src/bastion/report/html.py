@@ -53,5 +53,15 @@ def render_html(report: Report) -> str:
         charts=series_charts(report.series),
         matrix=risk_matrix(report),
         comparison=report.comparison,
+        before_high=sum(
+            1
+            for c in (report.comparison.changes if report.comparison else ())
+            if c.before is not None and c.before.rank >= 3
+        ),
+        after_high=sum(
+            1
+            for c in (report.comparison.changes if report.comparison else ())
+            if c.after is not None and c.after.rank >= 3
+        ),
         comparison_uri=comparison_chart(report.comparison) if report.comparison else None,
     )

@@ -45,6 +45,9 @@ def _loads(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedRequest(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # json recurses per nesting level; a hostile body must not become a 500.
+        raise MalformedRequest("body nests too deeply to be a model input") from None
 
 
 def _array(data: Any, dtype: Any, shape: Any, name: str) -> npt.NDArray[Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -27,6 +28,8 @@ __all__ = [
     "send_json",
     "serve_guard_endpoint",
 ]
+
+log = logging.getLogger("bastion.guard")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -126,6 +129,24 @@ async def guarded_exchange(
     call_model: Callable[[Request], Awaitable[tuple[Prediction, float]]],
 ) -> tuple[int, dict[str, str], bytes]:
     """One prediction request through the guard; always an answer, never an exception."""
+    try:
+        return await _exchange(guard, codec, body, headers, model_name, call_model)
+    except Exception:
+        # a bug or a broken audit disk: answer JSON, keep the traceback in the server log
+        log.exception("guard failed while handling a request")
+        return _json(
+            500, {"error": "guard_error", "message": "the guard could not handle this request"}, {}
+        )
+
+
+async def _exchange(
+    guard: Guard,
+    codec: Codec,
+    body: bytes,
+    headers: dict[str, str],
+    model_name: str,
+    call_model: Callable[[Request], Awaitable[tuple[Prediction, float]]],
+) -> tuple[int, dict[str, str], bytes]:
     try:
         request = codec.decode_request(body, headers)
     except MalformedRequest as exc:

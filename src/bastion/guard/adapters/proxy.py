@@ -28,7 +28,7 @@ from bastion.guard.adapters.exchange import (
 from bastion.guard.adapters.upstream import UpstreamPool
 from bastion.guard.core import Guard
 from bastion.guard.metrics import UPSTREAM_ERRORS
-from bastion.guard.request import Prediction, Request
+from bastion.guard.request import Deny, Prediction, Request
 
 __all__ = ["GuardProxy"]
 
@@ -52,6 +52,26 @@ HOP_BY_HOP = frozenset(
 )
 _OIP_INFER = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?/infer$")
 _OIP_HEALTH = frozenset({"/v2/health/live", "/v2/health/ready"})
+_OIP_METADATA = re.compile(r"^/v2(?:/models/[^/]+(?:/versions/[^/]+)?(?:/ready)?)?$")
+_OIP_MODEL = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?$")
+_DATATYPES = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32"}
+
+
+def minimal_metadata(guard: Guard) -> dict[str, object]:
+    """What a legitimate OIP client needs to call the model, and nothing more.
+
+    The upstream's own metadata (versions, platform, paths) is never passed on;
+    outputs list the label only, which is what the output policy guarantees.
+    """
+    spec = guard.config.model
+    return {
+        "name": spec.name,
+        "inputs": [
+            {"name": i.name, "datatype": _DATATYPES.get(i.dtype, "FP32"), "shape": i.shape}
+            for i in spec.inputs
+        ],
+        "outputs": [{"name": spec.label_output, "datatype": "INT64", "shape": [-1]}],
+    }
 
 
 def forward_headers(headers: dict[str, str], principal: str) -> dict[str, str]:
@@ -104,6 +124,14 @@ class GuardProxy:
             ok = await self._upstream_ready(path)
             await send_json(send, 200 if ok else 503, {"live" if "live" in path else "ready": ok})
             return
+        if (
+            scope["method"] == "GET"
+            and self.spec.expose_metadata
+            and self.codec.model.protocol == "oip"
+            and _OIP_METADATA.match(path)
+        ):
+            await self._metadata(scope, send, path)
+            return
         m = _OIP_INFER.match(path)
         is_predict = (
             (m is not None)
@@ -123,6 +151,17 @@ class GuardProxy:
             )
             return
         headers = headers_of(scope)
+        media = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media and media != "application/json" and not media.endswith("+json"):
+            await send_json(
+                send,
+                415,
+                {
+                    "error": "unsupported_media_type",
+                    "message": "send the request as application/json",
+                },
+            )
+            return
         body = await receive_body(receive, send, self.spec, headers)
         if body is None:
             return
@@ -136,6 +175,30 @@ class GuardProxy:
             self.guard, self.codec, body, headers, m.group(1) if m else "", call
         )
         await send_json(send, status, None, out_headers, raw=out)
+
+    async def _metadata(self, scope: Scope, send: Send, path: str) -> None:
+        """Model metadata for authenticated callers only (it tells an attacker shapes/names)."""
+        from bastion.guard.review import ReviewDesk
+
+        has_auth = any(p.name == "api_key" for p in self.guard.policies)
+        who = ReviewDesk(self.guard).authenticate(headers_of(scope)) if has_auth else None
+        if isinstance(who, Deny):
+            await send_json(
+                send, who.status, {"error": who.reason, "message": who.message}, dict(who.headers)
+            )
+            return
+        # Never pass the upstream's own metadata on (versions, platform, paths):
+        # answer from the guard's config with what a client needs to call the model.
+        model = _OIP_MODEL.match(path)
+        if path.endswith("/ready"):
+            ok = await self._upstream_ready("/v2/health/ready")
+            await send_json(send, 200 if ok else 503, {"ready": ok})
+        elif model is None:
+            await send_json(send, 200, {"name": "bastion-guard", "extensions": []})
+        elif model.group(1) != self.codec.model.name:
+            await send_json(send, 404, {"error": "not_found", "message": "unknown model"})
+        else:
+            await send_json(send, 200, minimal_metadata(self.guard))
 
     async def _call_upstream(
         self, url: str, body: bytes, headers: dict[str, str], request: Request

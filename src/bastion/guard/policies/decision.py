@@ -100,6 +100,11 @@ class DecisionPolicy(PolicyBase):
         return joined
 
     def on_response(self, request: Request, prediction: Prediction) -> Verdict:
+        o = self.options
+        if o.confidence_below is not None and not self.high and o.match == "all":
+            conf = prediction.confidence()  # common case: one threshold, one cheap check
+            if conf is not None and float(conf.min()) >= o.confidence_below:
+                return Allow()
         hit = self._triggered(prediction)
         if not hit.any():
             return Allow()

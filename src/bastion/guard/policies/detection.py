@@ -26,13 +26,13 @@ from bastion.guard.policies.minimise import DEGRADE_KEY
 from bastion.guard.policies.quota import parse_limit
 from bastion.guard.policy import FailMode, GuardEnv, PolicyBase, PolicyOptions, store_unavailable
 from bastion.guard.request import Allow, Deny, Prediction, Request, Transform, Verdict
-from bastion.guard.stores.base import Store
+from bastion.guard.stores.base import ReviewCase, Store
 from bastion.registry import registry
 
 __all__ = ["ACTIONS", "DetectionPolicy", "Detector", "Evidence", "Observation"]
 
-ACTIONS = ("flag", "label_only", "throttle", "block")  # from mildest to strictest
-Action = Literal["flag", "label_only", "throttle", "block"]
+ACTIONS = ("flag", "review", "label_only", "throttle", "block")  # mildest to strictest
+Action = Literal["flag", "review", "label_only", "throttle", "block"]
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,11 @@ class DetectionPolicy(PolicyBase):
         if current is None or rank(level.action) > rank(current):
             until = time.time() + level.for_s if level.for_s else None
             self.store.set_action(principal, level.action, until)
+            if level.action == "review":  # a human looks at the principal, once per escalation
+                state = self.store.get_state(principal)
+                self.store.put_case(
+                    ReviewCase(principal, "detection", {}, {"evidence": state.evidence})
+                )
             return level.action
         return current
 

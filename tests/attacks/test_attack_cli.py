@@ -192,3 +192,19 @@ elements:
     # 60/hour is 1440 queries a day per point: severity is read there
     assert finding["evidence"]["realistic_budget"] == 1440.0
     assert finding["evidence"]["total_queries"] == state.inputs - before
+
+
+def test_a_global_query_cap_is_never_exceeded(
+    run_cli: Callable[..., Any], served: tuple[str, ServerState], data_file: Path
+) -> None:
+    url, state = served
+    before = state.inputs
+    proc = run_cli(
+        "attack", "--url", url, "--model", "digits", "--data", str(data_file), "--attack",
+        "simba-pixel,hopskipjump-l2", "--budget", "500", "--max-queries", "120", "--bounds",
+        "0,1", "-f", "json", "--fail-on", "never",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert state.inputs - before <= 120
+    assert any("stopped" in note for note in report["run"]["notes"])

@@ -1,0 +1,118 @@
+"""`bastion audit` against real loopback servers: planted flaws found, hardening recognised."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bastion.audit import AuditOptions, audit
+from bastion.findings import Severity
+from tests.audit.conftest import HARDENED_KEY
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = {"points": 5, "point_budget": 150, "budget": 4000, "time_limit_s": 60.0}
+
+
+def _ids(report: Any, analyser: str | None = None) -> set[str]:
+    return {f.rule_id for f in report.findings if analyser is None or f.analyser == analyser}
+
+
+def test_every_planted_flaw_is_found(vulnerable: tuple[Path, Path, Any]) -> None:
+    manifest, data, state = vulnerable
+    report = audit(manifest, AuditOptions(data=data, **SMALL))  # type: ignore[arg-type]
+    # no auth, no limit, raw scores, tracebacks, leaky metadata, malformed input accepted
+    assert {"P101", "P103", "P105", "P109", "P110", "P107"} <= _ids(report, "probe")
+    # the attacks succeed through that access
+    evasion = [f for f in report.findings if f.rule_id in ("A101", "A102")]
+    assert any(f.evidence.get("success_rate", 0) >= 0.6 for f in evasion), evasion
+    extraction = next(f for f in report.findings if f.rule_id == "A201")
+    assert extraction.evidence["fidelity"] >= 0.8
+    # the threat model's predictions carry the measurement that confirms them
+    t027 = next(f for f in report.findings if f.rule_id == "T027")
+    assert [c["rule_id"] for c in t027.evidence["confirmed_by"]] == ["P103"]
+    assert t027.confidence.value == "high"
+    # the global budget holds (attacks) on top of the probes' own bound (261 requests)
+    spent = int(report.run.notes[-1].split()[0])
+    assert 0 < spent <= SMALL["budget"] + 261
+    assert state.inputs >= spent - 261
+
+
+def test_hardened_server_has_no_high_findings(hardened: tuple[Path, Path, Any]) -> None:
+    manifest, data, _ = hardened
+    options = AuditOptions(data=data, api_key=HARDENED_KEY, **SMALL)  # type: ignore[arg-type]
+    report = audit(manifest, options)
+    high = report.at_least(Severity.HIGH)
+    # No configuration flaw is left: no probe finding, no unconfirmed threat is high.
+    assert [f.rule_id for f in high if f.analyser in ("probe", "scan")] == []
+    assert [
+        f.rule_id for f in high if f.analyser == "threatmodel" and "confirmed_by" not in f.evidence
+    ] == []
+    assert not (_ids(report, "probe") & {"P101", "P103", "P105", "P109", "P110"})
+    # What stays high is measured: access controls alone do not stop evasion or copying
+    # of a small tabular model, and the report says so with the attack's own numbers.
+    for f in high:
+        measured = f.evidence if f.analyser == "attack" else f.evidence["confirmed_by"][0]
+        assert measured.get("success_rate", 0) > 0.5 or measured.get("fidelity", 0) > 0.8, f
+
+
+def _cli(*args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    return subprocess.Popen(
+        [sys.executable, "-m", "bastion", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def test_ctrl_c_keeps_finished_stages_and_resume_continues(
+    vulnerable: tuple[Path, Path, Any], tmp_path: Path
+) -> None:
+    manifest, data, _ = vulnerable
+    run_dir = tmp_path / "run"
+    common = [
+        "audit",
+        str(manifest),
+        "--data",
+        str(data),
+        "--run-dir",
+        str(run_dir),
+        "--points",
+        "20",
+        "--point-budget",
+        "300",
+        "-f",
+        "json",
+        "--fail-on",
+        "never",
+    ]
+    proc = _cli(*common)
+    deadline = time.monotonic() + 120
+    while not (run_dir / "stages" / "probes.json").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    kept = {p.stem for p in (run_dir / "stages").glob("*.json")}
+    assert {"threats", "scan", "probes"} <= kept and "attacks" not in kept
+    again = _cli(*common, "--resume")
+    out, err = again.communicate(timeout=180)
+    assert again.returncode == 0, err
+    assert "kept from the earlier run" in err
+    report = json.loads(out)
+    assert {"A201", "P103", "T027"} <= {f["rule_id"] for f in report["findings"]}
+    # resuming a different system is refused
+    manifest.write_text(manifest.read_text().replace("vulnerable iris", "another"))
+    refused = _cli(*common, "--resume")
+    _, err = refused.communicate(timeout=60)
+    assert refused.returncode == 2 and "changed" in err
