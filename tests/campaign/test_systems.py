@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bastion.campaign.systems import SystemTask
 from bastion.testing import ServerConfig, iris_model, model_app, serve_in_background
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +42,11 @@ def test_campaign_over_the_examples_holds_every_systems_findings(run_cli: Any) -
     done = run_cli("campaign", *EXAMPLES, "--no-probe", "--workers", "2", "-f", "json")
     assert done.returncode == 1, done.stderr  # the examples have high findings
     report = json.loads(done.stdout)
-    single = [json.loads(run_cli("threats", p, "-f", "json").stdout) for p in EXAMPLES]
+    # each system on its own, by the same per-system function (the audit, once installed)
+    single = [
+        json.loads(SystemTask(p, probe=False)().report.model_dump_json(by_alias=True))
+        for p in EXAMPLES
+    ]
     assert len(report["findings"]) == sum(len(s["findings"]) for s in single)
     assert {f["fingerprint"] for f in report["findings"]} == {
         f["fingerprint"] for s in single for f in s["findings"]
@@ -70,7 +75,8 @@ def test_campaign_probes_a_live_endpoint_beside_a_paper_only_system(
     assert any(kind == "T" and sid != "iris_api" for kind, sid in by_rule)
     assert any(n.startswith("Iris service") for n in _table(report))
     # the example's endpoint does not resolve: its threats stay, and a note says why
-    assert any("endpoints not probed" in n for n in report["run"]["notes"])
+    notes = report["run"]["notes"]
+    assert any("not probed" in n or "live stages not run" in n for n in notes)
 
 
 def test_campaign_stops_on_an_invalid_manifest_before_any_work(

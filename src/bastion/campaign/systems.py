@@ -33,8 +33,11 @@ class SystemResult:
     elapsed_s: float
 
 
-def _per_system_audit() -> Any | None:
-    """`bastion.audit.audit(path, AuditOptions())` when the audit is part of this install."""
+def _per_system_audit(probe: bool) -> Any | None:
+    """`bastion.audit.audit(path, AuditOptions(...))` when the audit is part of this install.
+
+    Without `probe`, only the stages that send nothing to an endpoint run.
+    """
     try:
         module = importlib.import_module("bastion.audit")
     except ImportError:
@@ -43,8 +46,10 @@ def _per_system_audit() -> Any | None:
     if audit is None or options is None:
         return None
 
+    offline = {"stages": ("threats", "scan")} if not probe else {}
+
     def run(path: Path) -> Report:
-        report: Report = audit(path, options())
+        report: Report = audit(path, options(**offline))
         return report
 
     return run
@@ -94,11 +99,26 @@ class SystemTask:
     def __call__(self) -> SystemResult:
         start = time.perf_counter()
         path = Path(self.manifest)
-        audit = _per_system_audit() if self.probe else None
-        report = audit(path) if audit else _threats_and_probes(path, self.settings, self.probe)
+        report = self._assess(path, self.probe)
         return SystemResult(
             self.manifest, report.run.subject or path.stem, report, time.perf_counter() - start
         )
+
+    def _assess(self, path: Path, probe: bool) -> Report:
+        audit = _per_system_audit(probe)
+        if audit is None:
+            return _threats_and_probes(path, self.settings, probe)
+        try:
+            report: Report = audit(path)
+        except OperationalError as exc:
+            if not probe:
+                raise
+            # one unreachable system must not sink a campaign: its offline findings, and why
+            offline = self._assess(path, probe=False)
+            note = f"live stages not run: {exc}"
+            run = offline.run.model_copy(update={"notes": (*offline.run.notes, note)})
+            return offline.model_copy(update={"run": run})
+        return report
 
 
 _SEVERITIES = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO)
@@ -113,6 +133,7 @@ def campaign_report(results: Sequence[SystemResult], executor: Executor) -> Repo
     notes = [head + "  seconds  manifest"]
     findings: list[Finding] = []
     analysers: dict[str, None] = {}
+    details: list[str] = []
     for r in results:
         counts = r.report.counts()
         cells = "  ".join(f"{counts.get(s.value, 0):>8}" for s in _SEVERITIES)
@@ -120,7 +141,8 @@ def campaign_report(results: Sequence[SystemResult], executor: Executor) -> Repo
         notes.append(f"{row}  {r.elapsed_s:>7.1f}  {r.manifest}")
         findings.extend(r.report.findings)
         analysers.update(dict.fromkeys(r.report.run.analysers))
-        notes.extend(f"{r.name}: {note}" for note in r.report.run.notes)
+        details.extend(f"{r.name}: {note}" for note in r.report.run.notes)
+    notes.extend(details)  # the table first, then what each system's run noted
     notes.append(
         f"{len(results)} systems on the {executor.name} executor ({executor.workers} workers)"
     )
