@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -80,8 +81,21 @@ def _campaign(task: Any, target: Spread) -> bool:
     return False
 
 
+def _extraction(task: Any, target: Spread, budget: int = 600) -> bool:
+    """Random-query model extraction in batches of 10 (what the extraction detector watches)."""
+    rng = np.random.default_rng(0)
+    for _ in range(budget // 10):
+        batch = task.lower + rng.random((10, task.lower.size)) * (task.upper - task.lower)
+        try:
+            target.query(batch)
+        except TargetError:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("campaign", [_campaign, _extraction], ids=["evasion", "extraction"])
 def test_an_attack_spread_over_replicas_and_keys_is_stopped_as_on_one_replica(
-    tmp_path: Path, need_redis: None
+    tmp_path: Path, need_redis: None, campaign: Callable[[Any, Spread], bool]
 ) -> None:
     from bastion.detect.profile import fit_profile
     from bastion.detect.streams import load_task
@@ -131,7 +145,7 @@ def test_an_attack_spread_over_replicas_and_keys_is_stopped_as_on_one_replica(
             ]
             with P.running(store, *guards):
                 target = Spread([P.base(g) for g in guards], principals)
-                stopped[scenario] = (_campaign(task, target), target.stopped_at)
+                stopped[scenario] = (campaign(task, target), target.stopped_at)
                 target.close()
                 assert all(g.alive() for g in guards)
     one, spread = stopped["one"], stopped["spread"]
