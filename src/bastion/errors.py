@@ -16,6 +16,7 @@
         │   └── AccessDenied          an attack asked for output the target does not give
         ├── ScanError                 an artifact could not be read at all
         ├── StoreError                the guard's state store (SQLite, Redis) is unavailable
+        ├── TaskFailed                a campaign task failed on every attempt (worker died, ...)
         └── IntegrityError            a model artifact's digest does not match its pin
 
 Every error carries a message that says what went wrong, where, and how to fix
@@ -39,6 +40,7 @@ __all__ = [
     "ScanError",
     "StoreError",
     "TargetError",
+    "TaskFailed",
     "UsageError",
 ]
 
@@ -160,6 +162,15 @@ class ScanError(OperationalError):
 
 class StoreError(OperationalError):
     """The guard's state store failed; policies turn this into fail-closed or fail-open."""
+
+
+class TaskFailed(OperationalError):
+    """A campaign task failed on every attempt; `key` and `attempts` say which and how often."""
+
+    def __init__(self, message: str, *, key: str, attempts: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.key = key
+        self.attempts = attempts
 
 
 class IntegrityError(OperationalError):

@@ -33,9 +33,10 @@ _COMMAND_MODULES = (
     "bastion.cli.threats",
     "bastion.cli.audit",
     "bastion.cli.probe",
+    "bastion.cli.guard",
     "bastion.cli.attack",
     "bastion.cli.scan",
-    "bastion.cli.guard",
+    "bastion.cli.campaign",
 )
 
 
