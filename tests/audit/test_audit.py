@@ -116,3 +116,31 @@ def test_ctrl_c_keeps_finished_stages_and_resume_continues(
     refused = _cli(*common, "--resume")
     _, err = refused.communicate(timeout=60)
     assert refused.returncode == 2 and "changed" in err
+
+
+def test_executor_spreads_attacks_with_identical_results(
+    vulnerable: tuple[Path, Path, Any],
+) -> None:
+    manifest, data, _ = vulnerable
+    small = dict(SMALL, points=8)
+    runs = []
+    for workers in (1, 2):
+        options = AuditOptions(
+            data=data,
+            attacks=("hopskipjump-l2", "extraction-natural"),
+            stages=("attacks",),
+            executor="local",
+            workers=workers,
+            **small,  # type: ignore[arg-type]
+        )
+        report = audit(manifest, options)
+        runs.append(
+            {
+                f.rule_id: {k: v for k, v in f.evidence.items() if k != "wall_time_s"}
+                for f in report.findings
+                if f.analyser == "attack"
+            }
+        )
+    assert set(runs[0]) == {"A101", "A201"}
+    assert runs[0] == runs[1]
+    assert runs[0]["A101"]["success_rate"] >= 0.6

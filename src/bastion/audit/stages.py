@@ -46,6 +46,9 @@ class AuditOptions:
     endpoint: str | None = None
     seed: int = 0
     stages: tuple[str, ...] = ("threats", "scan", "probes", "attacks")
+    executor: str | None = None  # None: in this process; "local" or "ray": chunked tasks
+    address: str | None = None
+    workers: int | None = None
 
     def describe(self) -> dict[str, Any]:
         """What must not change between a run and its resume."""
@@ -59,6 +62,7 @@ class AuditOptions:
             "endpoint": self.endpoint,
             "seed": self.seed,
             "stages": list(self.stages),
+            "executor": self.executor,
         }
 
 
@@ -168,6 +172,13 @@ def _attacks(ctx: AuditContext) -> StageResult:
     series: list[Series] = []
     notes: list[str] = []
     spent = 0
+    executor = None
+    if ctx.options.executor is not None:
+        from bastion.campaign import make_executor
+
+        executor = make_executor(
+            ctx.options.executor, workers=ctx.options.workers, address=ctx.options.address
+        )
     for endpoint in ctx.endpoints():
         key = endpoint.element_id or endpoint.infer_url
         model = _served_model(ctx.manifest, endpoint.element_id)
@@ -189,6 +200,11 @@ def _attacks(ctx: AuditContext) -> StageResult:
                 notes.append(f"{key}: {name} not run: global budget or time limit reached")
                 continue
             # An attacker in a bounded audit does not wait out a long Retry-After.
+            if executor is not None:
+                spent += _distributed(
+                    ctx, executor, endpoint, data, name, realistic, findings, series, notes
+                )
+                continue
             ledger = Ledger(target_for(endpoint), budget=left, retries=1, max_wait_s=2.0)
             try:
                 per = ctx.options.point_budget
@@ -221,6 +237,46 @@ def _attacks(ctx: AuditContext) -> StageResult:
         notes=tuple(notes),
         queries=spent,
     )
+
+
+def _distributed(
+    ctx: AuditContext,
+    executor: Any,
+    endpoint: Any,
+    data: Any,
+    name: str,
+    realistic: int | None,
+    findings: list[Finding],
+    series: list[Series],
+    notes: list[str],
+) -> int:
+    """One attack cut into seeded chunks on the executor; returns the queries it sent."""
+    from bastion.campaign import EndpointSpec, run_attacks
+    from bastion.errors import TaskFailed
+
+    key = endpoint.element_id or endpoint.infer_url
+    try:
+        run = run_attacks(
+            executor,
+            EndpointSpec(endpoint),
+            data,
+            [name],
+            budget=ctx.options.point_budget,
+            seed=ctx.options.seed,
+            realistic_budget=realistic,
+            subject=endpoint.subject(),
+        )
+    except UsageError as exc:
+        notes.append(f"{key}: {name} skipped: {exc}")
+        return 0
+    except TaskFailed as exc:
+        notes.append(f"{key}: {name} stopped: {exc}")
+        findings.append(_stopped(name, endpoint.subject(), 0, exc))
+        return 0
+    findings.extend(run.findings)
+    series.extend(run.series)
+    notes.extend(f"{key}: {n}" for n in run.notes)
+    return run.queries
 
 
 def _stopped(name: str, subject: Subject, queries: int, exc: Exception) -> Finding:

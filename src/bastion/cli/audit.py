@@ -87,6 +87,14 @@ def audit_command(
         str | None, typer.Option(envvar="BASTION_API_KEY", help="Credential for the endpoints.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same run.")] = 0,
+    executor: Annotated[
+        str | None,
+        typer.Option(help="Spread attack runs over 'local' processes or a 'ray' cluster."),
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address, e.g. ray://head:10001.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Workers for --executor.")] = None,
     fmt: Format = "md",
     output: Output = None,
     fail_on: FailOn = "high",
@@ -113,6 +121,9 @@ def audit_command(
         endpoint=endpoint,
         seed=seed,
         stages=tuple(s.strip() for s in stages.split(",") if s.strip()),
+        executor=executor,
+        address=address,
+        workers=workers,
     )
     kept = (
         f"finished stages are kept in {run_dir}; continue with --resume"
