@@ -10,7 +10,9 @@
     └── OperationalError              exit 3: the world did not cooperate
         ├── TargetError               endpoint unreachable, TLS failure, unparseable answer
         │   └── BudgetExhausted       the query ledger's budget is spent
-        └── ScanError                 an artifact could not be read at all
+        ├── ScanError                 an artifact could not be read at all
+        ├── StoreError                the guard's state store (SQLite, Redis) is unavailable
+        └── IntegrityError            a model artifact's digest does not match its pin
 
 Every error carries a message that says what went wrong, where, and how to fix
 it; the CLI prints `str(error)` and never a traceback.
@@ -22,10 +24,12 @@ __all__ = [
     "BastionError",
     "BudgetExhausted",
     "ConfigError",
+    "IntegrityError",
     "ManifestError",
     "OperationalError",
     "PluginError",
     "ScanError",
+    "StoreError",
     "TargetError",
     "UsageError",
 ]
@@ -112,3 +116,11 @@ class BudgetExhausted(TargetError):
 
 class ScanError(OperationalError):
     pass
+
+
+class StoreError(OperationalError):
+    """The guard's state store failed; policies turn this into fail-closed or fail-open."""
+
+
+class IntegrityError(OperationalError):
+    """A model artifact does not match the digest it is pinned to; the guard refuses to start."""

@@ -32,8 +32,19 @@ BUILTINS: dict[str, dict[str, str]] = {
     "probes": {},
     "attacks": {},
     "scanners": {},
-    "policies": {},
-    "stores": {},
+    "policies": {
+        "api_key": "bastion.guard.policies.auth:ApiKeyAuth",
+        "quota": "bastion.guard.policies.quota:QuotaPolicy",
+        "input_validation": "bastion.guard.policies.validation:InputValidation",
+        "detection": "bastion.guard.policies.detection:DetectionPolicy",
+        "output_minimisation": "bastion.guard.policies.minimise:OutputMinimisation",
+        "decision": "bastion.guard.policies.decision:DecisionPolicy",
+    },
+    "stores": {
+        "memory": "bastion.guard.stores.memory:MemoryStore",
+        "sqlite": "bastion.guard.stores.sqlite:SQLiteStore",
+        "redis": "bastion.guard.stores.redis:RedisStore",
+    },
     "detectors": {},
 }
 

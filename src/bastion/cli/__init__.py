@@ -29,7 +29,10 @@ _err = Console(stderr=True)
 
 
 # One line per capability module that contributes commands.
-_COMMAND_MODULES = ("bastion.cli.threats",)
+_COMMAND_MODULES = (
+    "bastion.cli.threats",
+    "bastion.cli.guard",
+)
 
 
 def _register_all() -> None:

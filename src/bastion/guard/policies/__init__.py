@@ -1,0 +1,1 @@
+"""Built-in guard policies; each is registered in `bastion.registry.BUILTINS["policies"]`."""

@@ -1,0 +1,162 @@
+"""The detection hook: stateful detectors accumulate evidence per principal; actions follow.
+
+A detector (registry capability `detectors`) observes each answered query and
+may return evidence. Evidence adds up per principal in the store, and crossing
+a configured level switches that principal to an action — flag, label-only
+answers, throttling, or a block — from its next request on. Nothing changes
+the answer to the query that raised the evidence, so an adaptive attacker does
+not get a per-query "you were detected" signal to tune against.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy.typing as npt
+from limits.errors import StorageError
+from limits.strategies import FixedWindowRateLimiter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bastion.errors import StoreError
+from bastion.guard.config import config_error
+from bastion.guard.metrics import DETECTIONS
+from bastion.guard.policies.minimise import DEGRADE_KEY
+from bastion.guard.policies.quota import parse_limit
+from bastion.guard.policy import FailMode, GuardEnv, PolicyBase, PolicyOptions, store_unavailable
+from bastion.guard.request import Allow, Deny, Prediction, Request, Transform, Verdict
+from bastion.guard.stores.base import Store
+from bastion.registry import registry
+
+__all__ = ["ACTIONS", "DetectionPolicy", "Detector", "Evidence", "Observation"]
+
+ACTIONS = ("flag", "label_only", "throttle", "block")  # from mildest to strictest
+Action = Literal["flag", "label_only", "throttle", "block"]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One answered query as a detector sees it (the prediction before minimisation)."""
+
+    principal: str
+    inputs: dict[str, npt.NDArray[Any]]
+    prediction: Prediction
+    time: float
+
+
+@dataclass(frozen=True)
+class Evidence:
+    amount: float
+    kind: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Detector(Protocol):
+    """A stateful detector; it keeps its histories in `store` so replicas share them."""
+
+    name: str
+
+    def observe(self, obs: Observation, store: Store) -> Evidence | None: ...
+
+
+class ActionLevel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: float = Field(gt=0, description="total evidence at which the action starts")
+    action: Action
+    for_s: float | None = Field(default=None, gt=0, description="how long; forever if unset")
+
+
+class DetectionPolicy(PolicyBase):
+    name = "detection"
+
+    class Options(PolicyOptions):
+        detectors: list[dict[str, Any]] = Field(default_factory=list)
+        actions: list[ActionLevel] = Field(default_factory=list)
+        throttle: str = "1/second"
+        on_store_error: FailMode = "open"
+
+    def __init__(self, options: Options, env: GuardEnv) -> None:
+        self.options = options
+        self.store = env.store
+        self.levels = sorted(options.actions, key=lambda a: a.at)
+        self.throttle = parse_limit(options.throttle)
+        self.limiter = FixedWindowRateLimiter(env.store.rate_limit_storage())
+        self.detectors: list[Detector] = []
+        for i, entry in enumerate(options.detectors):
+            factory: Any = registry("detectors").get(str(entry.get("kind")))
+            opts_model: type[BaseModel] | None = getattr(factory, "Options", None)
+            raw = {k: v for k, v in entry.items() if k != "kind"}
+            if opts_model is None:
+                self.detectors.append(factory(raw, env))
+                continue
+            try:
+                opts = opts_model.model_validate(raw)
+            except ValidationError as exc:
+                pos = _position(env, self)
+                raise config_error(
+                    exc, env.config.source, ("policies", pos, "detectors", i)
+                ) from None
+            self.detectors.append(factory(opts, env))
+
+    def on_request(self, request: Request) -> Verdict:
+        try:
+            action = self.store.get_state(request.principal_id).active_action()
+            if action == "block":
+                return Deny(
+                    403,
+                    "principal_blocked",
+                    "this principal is blocked; contact the service operator",
+                )
+            if action == "throttle" and not self.limiter.hit(
+                self.throttle, "throttle", request.principal_id
+            ):
+                return Deny(429, "rate_limited", "slow down", headers={"Retry-After": "1"})
+        except (StoreError, StorageError) as exc:
+            return store_unavailable(self.name, self.options.on_store_error, exc)
+        if action == "label_only":
+            request.metadata[DEGRADE_KEY] = True
+        return Allow()
+
+    def on_response(self, request: Request, prediction: Prediction) -> Verdict:
+        if not self.detectors:
+            return Allow()
+        obs = Observation(request.principal_id, request.inputs, prediction, time.time())
+        kinds: list[str] = []
+        try:
+            for det in self.detectors:
+                ev = det.observe(obs, self.store)
+                if ev is None or ev.amount <= 0:
+                    continue
+                state = self.store.add_evidence(obs.principal, det.name, ev.amount)
+                action = self._escalate(obs.principal, state.total, state.active_action())
+                DETECTIONS.labels(det.name, action or "none").inc()
+                kinds.append(f"{det.name}:{ev.kind}")
+        except (StoreError, StorageError) as exc:
+            store_unavailable(self.name, self.options.on_store_error, exc)
+            return Allow()
+        if not kinds:
+            return Allow()
+        return Transform(prediction=prediction, reason="evidence=" + ",".join(kinds))
+
+    def _escalate(self, principal: str, total: float, current: str | None) -> str | None:
+        level = None
+        for lv in self.levels:
+            if total >= lv.at:
+                level = lv
+        if level is None:
+            return current
+        rank = ACTIONS.index
+        if current is None or rank(level.action) > rank(current):
+            until = time.time() + level.for_s if level.for_s else None
+            self.store.set_action(principal, level.action, until)
+            return level.action
+        return current
+
+
+def _position(env: GuardEnv, policy: DetectionPolicy) -> int:
+    for i, entry in enumerate(env.config.policies):
+        if entry.get("kind") == DetectionPolicy.name:
+            return i
+    return 0

@@ -1,0 +1,153 @@
+"""The values that flow through the guard: a request, a prediction, and a policy's verdict.
+
+These are plain data, free of any web framework, so that the same policies run
+inside a Python process, an ASGI app or a reverse proxy. Adapters translate
+their protocol into a `Request` and a `Prediction` back into their protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "Allow",
+    "Deny",
+    "Prediction",
+    "Principal",
+    "Request",
+    "Transform",
+    "Verdict",
+]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: who it is and what it may do."""
+
+    id: str
+    scopes: frozenset[str] = frozenset()
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+@dataclass
+class Request:
+    """One prediction request as the guard sees it, whatever protocol carried it.
+
+    `headers` are lower-cased; `protocol` is "oip", "json" or "inproc";
+    `size_bytes` is the size of the body as received (0 in-process).
+    """
+
+    inputs: dict[str, npt.NDArray[Any]]
+    headers: Mapping[str, str] = field(default_factory=dict)
+    protocol: str = "inproc"
+    model_name: str = ""
+    size_bytes: int = 0
+    principal: Principal | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    received_at: float = field(default_factory=time.time)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def principal_id(self) -> str:
+        return self.principal.id if self.principal else "anonymous"
+
+    @property
+    def rows(self) -> int:
+        """Rows in the batch (first dimension of the first input); 1 for a scalar input."""
+        for arr in self.inputs.values():
+            return int(arr.shape[0]) if arr.ndim else 1
+        return 0
+
+    def digest(self) -> str:
+        """SHA-256 of the inputs (names, dtypes, shapes and bytes) for the audit record."""
+        h = hashlib.sha256()
+        for name in sorted(self.inputs):
+            arr = np.ascontiguousarray(self.inputs[name])
+            h.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
+            h.update(arr.tobytes())
+        return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer, one row per input row.
+
+    `scores` is None once a policy has reduced the answer to labels; `top_k`
+    set means only that many (class, score) pairs per row may be returned.
+    `classes` names the columns of `scores` when the model provides them.
+    """
+
+    labels: npt.NDArray[np.int64]
+    scores: npt.NDArray[np.float64] | None = None
+    top_k: int | None = None
+    classes: tuple[str, ...] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_scores(
+        cls, scores: npt.ArrayLike, classes: tuple[str, ...] | None = None
+    ) -> Prediction:
+        s = np.asarray(scores, dtype=np.float64)
+        if s.ndim == 1:
+            s = s.reshape(1, -1)
+        return cls(labels=s.argmax(axis=1).astype(np.int64), scores=s, classes=classes)
+
+    def confidence(self) -> npt.NDArray[np.float64] | None:
+        """Highest score per row, or None when the scores are gone."""
+        if self.scores is None:
+            return None
+        return np.asarray(np.nanmax(self.scores, axis=1), dtype=np.float64)
+
+    def with_(self, **changes: Any) -> Prediction:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Allow:
+    """Go on; `headers` are added to the eventual response (e.g. RateLimit-*)."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Deny:
+    """Stop here and answer with `status`.
+
+    `reason` is machine-readable (`rate_limited`, `invalid_input`, ...), `message`
+    is for a human, and `body` may carry extra JSON fields (e.g. a review case id).
+    """
+
+    status: int
+    reason: str
+    message: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Mapping[str, Any] = field(default_factory=dict)
+    decision: str = "deny"
+
+
+@dataclass(frozen=True)
+class Transform:
+    """Go on with a changed request or prediction (the one of its phase).
+
+    `reason` names the change for the audit record; `decision` overrides the
+    final decision (e.g. "fallback" when a rule replaced the model's answer).
+    """
+
+    request: Request | None = None
+    prediction: Prediction | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    reason: str = ""
+    decision: str | None = None
+
+
+Verdict = Allow | Deny | Transform

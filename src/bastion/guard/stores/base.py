@@ -1,0 +1,104 @@
+"""The state store protocol: everything the guard must remember across requests and replicas.
+
+Quotas live in a `limits` storage the store hands out; the review queue,
+per-principal detection evidence and actions, and bounded detector histories
+are the store's own. Any failure of the backing service is raised as
+`StoreError`, so policies can fail closed or open on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from limits.storage import Storage
+
+__all__ = ["PrincipalState", "ReviewCase", "Store"]
+
+
+@dataclass
+class ReviewCase:
+    """A request held for a human instead of being answered by the model."""
+
+    principal: str
+    reason: str
+    inputs: dict[str, Any]
+    model_output: dict[str, Any]
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    created_at: float = field(default_factory=time.time)
+    status: str = "pending"
+    resolution: str | None = None
+    resolved_by: str | None = None
+    resolved_at: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ReviewCase:
+        return cls(**json.loads(text))
+
+
+@dataclass
+class PrincipalState:
+    """Accumulated detection evidence and the action currently applied to a principal."""
+
+    evidence: dict[str, float] = field(default_factory=dict)
+    action: str | None = None
+    action_until: float | None = None
+
+    @property
+    def total(self) -> float:
+        return sum(self.evidence.values())
+
+    def active_action(self, now: float | None = None) -> str | None:
+        if self.action is None:
+            return None
+        if self.action_until is not None and (now or time.time()) >= self.action_until:
+            return None
+        return self.action
+
+
+@runtime_checkable
+class Store(Protocol):
+    """One backing store shared by all policies of a guard (and by replicas, for Redis)."""
+
+    name: str
+
+    def rate_limit_storage(self) -> Storage: ...
+
+    def ping(self) -> None: ...
+
+    # review queue
+    def put_case(self, case: ReviewCase) -> None: ...
+
+    def get_case(self, case_id: str) -> ReviewCase | None: ...
+
+    def list_cases(self, status: str | None = None, limit: int = 100) -> list[ReviewCase]: ...
+
+    def resolve_case(self, case_id: str, resolution: str, by: str) -> ReviewCase | None: ...
+
+    # detection evidence and actions, per principal
+    def add_evidence(self, principal: str, detector: str, amount: float) -> PrincipalState: ...
+
+    def get_state(self, principal: str) -> PrincipalState: ...
+
+    def set_action(self, principal: str, action: str | None, until: float | None) -> None: ...
+
+    # bounded per-key histories for stateful detectors
+    def append_history(self, key: str, item: bytes, max_items: int) -> None: ...
+
+    def read_history(self, key: str, limit: int | None = None) -> list[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+def resolved(case: ReviewCase, resolution: str, by: str) -> ReviewCase:
+    case.status = "resolved"
+    case.resolution = resolution
+    case.resolved_by = by
+    case.resolved_at = time.time()
+    return case

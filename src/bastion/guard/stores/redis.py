@@ -1,0 +1,120 @@
+"""Redis store: one state shared by several guard replicas (quotas, reviews, detections).
+
+Needs the `redis` extra. Rate-limit counters use `limits`' own Redis storage on
+the same server; everything else lives under `<prefix>:` keys. Every Redis
+failure becomes `StoreError` after a short socket timeout, so a dead Redis
+costs a request a fraction of a second, not a hang.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from limits.storage import RedisStorage, Storage
+
+from bastion.errors import ConfigError, StoreError
+from bastion.guard.stores.base import PrincipalState, ReviewCase, resolved
+
+__all__ = ["RedisStore"]
+
+
+class RedisStore:
+    name = "redis"
+
+    def __init__(self, url: str, prefix: str = "bastion", timeout_s: float = 0.5) -> None:
+        try:
+            import redis
+        except ImportError:
+            raise ConfigError(
+                "store kind 'redis' needs the redis client",
+                hint="pip install 'bastion-ml[redis]'",
+            ) from None
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        opts: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+        self._r = redis.Redis.from_url(url, **opts)
+        self._p = prefix
+        self._limits = RedisStorage(
+            url, key_prefix=f"{prefix}:limits", wrap_exceptions=True, **opts
+        )
+        self.url = url
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except self._errors as exc:
+            raise StoreError(f"Redis store {self.url}: {exc}") from None
+
+    def rate_limit_storage(self) -> Storage:
+        return self._limits
+
+    def ping(self) -> None:
+        self._call(self._r.ping)
+
+    def put_case(self, case: ReviewCase) -> None:
+        pipe = self._r.pipeline()
+        pipe.set(f"{self._p}:case:{case.id}", case.to_json())
+        pipe.zadd(f"{self._p}:cases", {case.id: case.created_at})
+        self._call(pipe.execute)
+
+    def get_case(self, case_id: str) -> ReviewCase | None:
+        doc = self._call(self._r.get, f"{self._p}:case:{case_id}")
+        return ReviewCase.from_json(doc) if doc else None
+
+    def list_cases(self, status: str | None = None, limit: int = 100) -> list[ReviewCase]:
+        ids = self._call(self._r.zrange, f"{self._p}:cases", 0, -1)
+        out: list[ReviewCase] = []
+        for raw in ids:
+            case = self.get_case(raw.decode())
+            if case and (status is None or case.status == status):
+                out.append(case)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def resolve_case(self, case_id: str, resolution: str, by: str) -> ReviewCase | None:
+        case = self.get_case(case_id)
+        if case is None:
+            return None
+        self.put_case(resolved(case, resolution, by))
+        return case
+
+    def add_evidence(self, principal: str, detector: str, amount: float) -> PrincipalState:
+        self._call(self._r.hincrbyfloat, f"{self._p}:evidence:{principal}", detector, amount)
+        return self.get_state(principal)
+
+    def get_state(self, principal: str) -> PrincipalState:
+        pipe = self._r.pipeline()
+        pipe.hgetall(f"{self._p}:evidence:{principal}")
+        pipe.hgetall(f"{self._p}:action:{principal}")
+        ev, act = self._call(pipe.execute)
+        until = act.get(b"until")
+        return PrincipalState(
+            {k.decode(): float(v) for k, v in ev.items()},
+            act[b"action"].decode() if act.get(b"action") else None,
+            float(until) if until else None,
+        )
+
+    def set_action(self, principal: str, action: str | None, until: float | None) -> None:
+        key = f"{self._p}:action:{principal}"
+        pipe = self._r.pipeline()
+        pipe.delete(key)
+        if action is not None:
+            pipe.hset(key, mapping={"action": action, "until": until or ""})
+            if until is not None:
+                pipe.expireat(key, int(until) + 1)
+        self._call(pipe.execute)
+
+    def append_history(self, key: str, item: bytes, max_items: int) -> None:
+        k = f"{self._p}:history:{key}"
+        pipe = self._r.pipeline()
+        pipe.rpush(k, item)
+        pipe.ltrim(k, -max_items, -1)
+        self._call(pipe.execute)
+
+    def read_history(self, key: str, limit: int | None = None) -> list[bytes]:
+        start = -limit if limit else 0
+        items: list[bytes] = self._call(self._r.lrange, f"{self._p}:history:{key}", start, -1)
+        return items
+
+    def close(self) -> None:
+        self._r.close()

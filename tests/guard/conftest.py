@@ -1,0 +1,105 @@
+"""Fixtures for the guard tests: keys, configs, a real model, real servers."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.guard.servers import iris_model, redis_server
+
+KEYS = {
+    "alice": ("alice01.secret-alice", ["predict"]),
+    "bob": ("bob0001.secret-bob", ["predict"]),
+    "carol": ("carol01.secret-carol", ["predict", "scores"]),
+    "rita": ("rita001.secret-rita", ["review"]),
+}
+
+
+def key_entry(principal: str) -> dict[str, Any]:
+    token, scopes = KEYS[principal]
+    key_id, _, secret = token.partition(".")
+    return {
+        "id": key_id,
+        "principal": principal,
+        "sha256": hashlib.sha256(secret.encode()).hexdigest(),
+        "scopes": scopes,
+    }
+
+
+def token(principal: str) -> str:
+    return KEYS[principal][0]
+
+
+def auth(principal: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(principal)}"}
+
+
+@pytest.fixture(scope="session")
+def model() -> Any:
+    return iris_model()
+
+
+@pytest.fixture
+def keys_file(tmp_path: Path) -> Path:
+    path = tmp_path / "keys.yaml"
+    path.write_text(yaml.safe_dump({"keys": [key_entry(p) for p in KEYS]}))
+    return path
+
+
+IRIS_INPUT = {"name": "input-0", "shape": [-1, 4], "dtype": "float32", "min": 0.0, "max": 10.0}
+
+
+def base_config(tmp_path: Path, keys_file: Path, **over: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "model": {
+            "name": "iris",
+            "protocol": "oip",
+            "inputs": [IRIS_INPUT],
+            "classes": ["setosa", "versicolor", "virginica"],
+        },
+        "store": {"kind": "sqlite", "path": str(tmp_path / "state.db")},
+        "audit": {"path": str(tmp_path / "audit.jsonl")},
+        "policies": [
+            {"kind": "api_key", "keys_file": str(keys_file), "reload_interval_s": 0},
+            {"kind": "quota", "per_principal": ["5/minute", "1000 total"]},
+            {"kind": "input_validation", "max_bytes": 4096, "max_rows": 16},
+            {
+                "kind": "decision",
+                "confidence_below": 0.6,
+                "high_impact_labels": ["virginica"],
+                "match": "all",
+                "route": "review",
+            },
+            {
+                "kind": "output_minimisation",
+                "default": {"mode": "top_k", "k": 1, "decimals": 1},
+                "scopes": {"scores": {"mode": "scores", "decimals": 2}},
+            },
+        ],
+    }
+    cfg.update(over)
+    return cfg
+
+
+@pytest.fixture
+def write_config(tmp_path: Path, keys_file: Path) -> Callable[..., Path]:
+    def write(**over: Any) -> Path:
+        path = tmp_path / "guard.yaml"
+        path.write_text(yaml.safe_dump(base_config(tmp_path, keys_file, **over), sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server binary not on PATH (apt-get install redis-server)")
+    with redis_server() as (url, _proc):
+        yield url

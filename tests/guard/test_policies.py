@@ -1,0 +1,302 @@
+"""Each built-in policy, through the in-process adapter around a real scikit-learn model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from bastion.guard import Guard, load_config
+from bastion.guard.adapters.wrap import GuardDenied, GuardedModel, wrap
+from bastion.guard.policies.detection import Evidence, Observation
+from bastion.guard.stores.base import Store
+from bastion.registry import registry
+from tests.guard.conftest import key_entry, token
+
+X = np.array([[5.1, 3.5, 1.4, 0.2]], dtype=np.float32)
+
+
+def borderline_virginica(model: Any) -> np.ndarray:
+    """An input the model calls virginica with low confidence (the review-queue case)."""
+    from sklearn.datasets import load_iris
+
+    x, y = load_iris(return_X_y=True)
+    a, b = x[y == 1].mean(0), x[y == 2].mean(0)
+    for t in np.linspace(0.3, 0.9, 121):
+        row = (a + t * (b - a)).reshape(1, -1)
+        p = model.predict_proba(row)[0]
+        if p.argmax() == 2 and p.max() < 0.6:
+            return row.astype(np.float32)
+    raise AssertionError("no borderline input found")
+
+
+_OPEN: list[Guard] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_guards() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def _guarded(config: Path, model: Any) -> tuple[Guard, GuardedModel]:
+    guard = Guard(load_config(config))
+    _OPEN.append(guard)
+    return guard, wrap(guard, model.predict_proba)
+
+
+def test_unauthenticated_and_bad_keys_are_refused(write_config, model) -> None:
+    guard, g = _guarded(write_config(), model)
+    with pytest.raises(GuardDenied) as err:
+        g(X)
+    assert err.value.deny.status == 401 and err.value.deny.reason == "unauthenticated"
+    with pytest.raises(GuardDenied) as err:
+        g(X, api_key="alice01.wrong-secret")
+    assert err.value.deny.reason == "invalid_key"
+    with pytest.raises(GuardDenied) as err:
+        g(X, api_key=token("rita"))  # a reviewer key cannot predict
+    assert err.value.deny.status == 403
+    assert g(X, api_key=token("alice")).labels.tolist() == [0]
+    _OPEN.remove(guard)
+    guard.close()
+
+
+def test_revoked_key_is_refused_without_restart(write_config, keys_file: Path, model) -> None:
+    guard, g = _guarded(write_config(), model)
+    g(X, api_key=token("bob"))
+    entries = [key_entry(p) for p in ("alice", "bob")]
+    entries[1]["revoked"] = True
+    keys_file.write_text(yaml.safe_dump({"keys": entries}))
+    st = keys_file.stat()
+    os.utime(keys_file, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    with pytest.raises(GuardDenied) as err:
+        g(X, api_key=token("bob"))
+    assert err.value.deny.reason == "revoked_key"
+    g(X, api_key=token("alice"))
+    _OPEN.remove(guard)
+    guard.close()
+
+
+def test_quota_is_per_principal_with_retry_after(write_config, model) -> None:
+    guard, g = _guarded(write_config(), model)
+    for _ in range(5):
+        g(X, api_key=token("alice"))
+    with pytest.raises(GuardDenied) as err:
+        g(X, api_key=token("alice"))
+    deny = err.value.deny
+    assert deny.status == 429 and deny.reason == "rate_limited"
+    assert 1 <= int(deny.headers["Retry-After"]) <= 60
+    assert deny.headers["RateLimit-Remaining"] == "0"
+    g(X, api_key=token("bob"))  # another principal still passes
+    _OPEN.remove(guard)
+    guard.close()
+
+
+def test_quota_counts_rows_and_global_limit(write_config, tmp_path: Path, model) -> None:
+    cfg = yaml.safe_load(write_config().read_text())
+    cfg["policies"][1] = {"kind": "quota", "per_principal": ["10/minute"], "global": ["12/minute"]}
+    path = tmp_path / "g2.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    guard, g = _guarded(path, model)
+    g(np.repeat(X, 8, axis=0), api_key=token("alice"))
+    with pytest.raises(GuardDenied):
+        g(np.repeat(X, 3, axis=0), api_key=token("alice"))  # 8 + 3 rows > 10
+    g(np.repeat(X, 4, axis=0), api_key=token("bob"))
+    with pytest.raises(GuardDenied) as err:
+        g(X, api_key=token("bob"))  # 8 + 4 + 1 > 12 overall
+    assert "global" in err.value.deny.message
+    _OPEN.remove(guard)
+    guard.close()
+
+
+@pytest.mark.parametrize(
+    ("inputs", "problem"),
+    [
+        (np.ones((1, 3), dtype=np.float32), "shape"),
+        (np.array([[1.0, np.nan, 1.0, 1.0]]), "non_finite"),
+        (np.array([[1.0, 99.0, 1.0, 1.0]]), "range"),
+        (np.array([["a", "b", "c", "d"]]), "dtype"),
+    ],
+)
+def test_invalid_inputs_are_refused_with_the_problem(write_config, model, inputs, problem) -> None:
+    guard, g = _guarded(write_config(), model)
+    with pytest.raises(GuardDenied) as err:
+        g(inputs, api_key=token("alice"))
+    assert err.value.deny.status == 422
+    assert err.value.deny.body["problem"] == problem
+    _OPEN.remove(guard)
+    guard.close()
+
+
+def test_too_many_rows_is_413(write_config, model) -> None:
+    guard, g = _guarded(write_config(), model)
+    with pytest.raises(GuardDenied) as err:
+        g(np.repeat(X, 17, axis=0), api_key=token("alice"))
+    assert err.value.deny.status == 413
+    _OPEN.remove(guard)
+    guard.close()
+
+
+def test_output_is_minimised_per_scope(write_config, model) -> None:
+    guard, g = _guarded(write_config(), model)
+    x = np.array([[6.0, 2.9, 4.5, 1.5]], dtype=np.float32)
+    full = model.predict_proba(x)[0]
+    top = g(x, api_key=token("alice"))
+    assert top.top_k == 1 and top.scores is not None
+    assert np.isnan(top.scores).sum() == 2  # only the best class is returned
+    assert np.nanmax(top.scores) == pytest.approx(round(full.max(), 1))
+    rich = g(x, api_key=token("carol"))  # the 'scores' scope sees all, rounded to 2
+    assert rich.scores is not None
+    np.testing.assert_allclose(rich.scores[0], np.round(full, 2))
+    _OPEN.remove(guard)
+    guard.close()
+
+
+def test_noise_keeps_the_label_and_can_be_limited_to_low_confidence(model) -> None:
+    from bastion.guard.policies.minimise import OutputRule, minimise
+    from bastion.guard.request import Prediction
+
+    rng = np.random.default_rng(0)
+    scores = np.array([[0.9, 0.05, 0.05], [0.4, 0.35, 0.25]] * 50)
+    pred = Prediction.from_scores(scores)
+    noisy = minimise(pred, OutputRule(mode="scores", noise=0.2), rng)
+    assert noisy.scores is not None
+    assert (noisy.scores.argmax(1) == pred.labels).all()
+    assert not np.allclose(noisy.scores, scores)
+    low_only = minimise(pred, OutputRule(mode="scores", noise=0.2, noise_below=0.6), rng)
+    assert low_only.scores is not None
+    np.testing.assert_array_equal(low_only.scores[0::2], scores[0::2])
+    assert not np.allclose(low_only.scores[1::2], scores[1::2])
+
+
+def test_low_confidence_high_impact_goes_to_review(write_config, model) -> None:
+    guard, g = _guarded(write_config(), model)
+    x = borderline_virginica(model)
+    with pytest.raises(GuardDenied) as err:
+        g(x, api_key=token("alice"))
+    deny = err.value.deny
+    assert deny.status == 202 and deny.reason == "pending_review"
+    case = guard.store.get_case(deny.body["case"])
+    assert case is not None and case.principal == "alice" and case.status == "pending"
+    assert case.model_output["labels"] == [2]
+    # a confident answer of the same class is not held
+    assert g(np.array([[7.7, 3.0, 6.1, 2.3]], np.float32), api_key=token("alice")).labels[0] == 2
+    _OPEN.remove(guard)
+    guard.close()
+
+
+def test_fallback_rule_replaces_the_unsure_answer(write_config, tmp_path: Path, model) -> None:
+    cfg = yaml.safe_load(write_config().read_text())
+    cfg["policies"][3] = {
+        "kind": "decision",
+        "confidence_below": 0.6,
+        "route": "fallback",
+        "fallback": {"input": "input-0", "feature": 2, "threshold": 4.9, "above": 2, "below": 1},
+    }
+    path = tmp_path / "g3.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    guard, g = _guarded(path, model)
+    x = borderline_virginica(model)
+    out = g(x, api_key=token("alice"))
+    assert out.scores is None
+    assert out.labels[0] == (2 if x[0, 2] > 4.9 else 1)
+    _OPEN.remove(guard)
+    guard.close()
+    records = [yaml.safe_load(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert records[-1]["decision"] == "fallback"
+
+
+class RepeatDetector:
+    """Test detector: one unit of evidence per exact repeat of an earlier query."""
+
+    name = "repeats"
+
+    def __init__(self, options: dict[str, Any], env: Any) -> None:
+        self.window = int(options.get("window", 50))
+
+    def observe(self, obs: Observation, store: Store) -> Evidence | None:
+        key = f"repeats:{obs.principal}"
+        digest = b"".join(np.ascontiguousarray(a).tobytes() for a in obs.inputs.values())
+        seen = digest in store.read_history(key)
+        store.append_history(key, digest, self.window)
+        return Evidence(1.0, "exact_repeat") if seen else None
+
+
+def test_detection_escalates_per_principal_without_a_per_query_oracle(
+    write_config, tmp_path: Path, model
+) -> None:
+    registry("detectors").register("repeats", RepeatDetector)
+    cfg = yaml.safe_load(write_config().read_text())
+    cfg["policies"][1] = {"kind": "quota", "per_principal": ["1000/minute"]}
+    cfg["policies"].insert(
+        3,
+        {
+            "kind": "detection",
+            "detectors": [{"kind": "repeats", "window": 20}],
+            "actions": [{"at": 2, "action": "label_only"}, {"at": 4, "action": "block"}],
+        },
+    )
+    path = tmp_path / "g4.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    guard, g = _guarded(path, model)
+    carol = token("carol")
+    x = np.array([[6.0, 2.9, 4.5, 1.5]], dtype=np.float32)
+    answers = [g(x, api_key=carol) for _ in range(3)]
+    # the query that crosses the threshold is answered as usual ...
+    assert all(a.scores is not None for a in answers)
+    # ... the principal is degraded from its next request on
+    assert g(x, api_key=carol).scores is None
+    assert g(x, api_key=carol).scores is None  # evidence reaches 4 with this query
+    with pytest.raises(GuardDenied) as err:
+        g(x, api_key=carol)
+    assert err.value.deny.reason == "principal_blocked"
+    assert g(x, api_key=token("alice")).labels.size == 1  # others unaffected
+    state = guard.store.get_state("carol")
+    assert state.total >= 4 and state.active_action() == "block"
+    _OPEN.remove(guard)
+    guard.close()
+    text = (tmp_path / "audit.jsonl").read_text()
+    assert "detection:evidence=repeats:exact_repeat" in text
+
+
+def test_sqlite_restart_keeps_quotas_reviews_and_chain(write_config, model, tmp_path) -> None:
+    from bastion.guard.verification import verify_log
+
+    config = write_config()
+    guard, g = _guarded(config, model)
+    for _ in range(5):
+        g(X, api_key=token("alice"))
+    with pytest.raises(GuardDenied):
+        g(borderline_virginica(model), api_key=token("bob"))
+    _OPEN.remove(guard)
+    guard.close()
+    guard, g = _guarded(config, model)  # restart
+    with pytest.raises(GuardDenied) as err:
+        g(X, api_key=token("alice"))
+    assert err.value.deny.status == 429
+    assert len(guard.store.list_cases("pending")) == 1
+    _OPEN.remove(guard)
+    guard.close()
+    v = verify_log([tmp_path / "audit.jsonl"])
+    assert v.ok and v.records == 2 + 7  # two start records, seven decisions
+
+
+def test_every_request_is_one_audit_record(write_config, model, tmp_path) -> None:
+    guard, g = _guarded(write_config(), model)
+    g(X, api_key=token("alice"))
+    with pytest.raises(GuardDenied):
+        g(X)
+    _OPEN.remove(guard)
+    guard.close()
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    recs = [yaml.safe_load(x) for x in lines]
+    assert [r["event"] for r in recs] == ["start", "decision", "decision"]
+    assert recs[1]["principal"] == "alice" and recs[1]["decision"] == "allow"
+    assert recs[2]["decision"] == "deny" and recs[2]["reasons"] == ["api_key:unauthenticated"]
+    assert len(recs[1]["digest"]) == 64 and recs[1]["guard_ms"] >= 0
