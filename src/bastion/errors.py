@@ -9,7 +9,10 @@
     │   └── PluginError               unknown plugin name, broken entry point
     └── OperationalError              exit 3: the world did not cooperate
         ├── TargetError               endpoint unreachable, TLS failure, unparseable answer
-        │   └── BudgetExhausted       the query ledger's budget is spent
+        │   ├── EndpointError         the endpoint answered with an error status (4xx/5xx)
+        │   ├── EndpointTimeout       the endpoint did not answer in time (a hang, for probes)
+        │   ├── BudgetExhausted       the query ledger's budget is spent
+        │   └── AccessDenied          an attack asked for output the target does not give
         ├── ScanError                 an artifact could not be read at all
         ├── StoreError                the guard's state store (SQLite, Redis) is unavailable
         └── IntegrityError            a model artifact's digest does not match its pin
@@ -21,9 +24,12 @@ it; the CLI prints `str(error)` and never a traceback.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
     "BastionError",
     "BudgetExhausted",
     "ConfigError",
+    "EndpointError",
+    "EndpointTimeout",
     "IntegrityError",
     "ManifestError",
     "OperationalError",
@@ -105,6 +111,28 @@ class TargetError(OperationalError):
     pass
 
 
+class EndpointError(TargetError):
+    """The endpoint answered, but with an error status; the ledger retries 429/503 on it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        retry_after: float | None = None,
+        body: str = "",
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.retry_after = retry_after
+        self.body = body
+
+
+class EndpointTimeout(TargetError):
+    """No answer within the timeout: an outage for an attack, a finding for a probe."""
+
+
 class BudgetExhausted(TargetError):
     """Raised by the query ledger before a query that would exceed the budget is sent."""
 
@@ -112,6 +140,10 @@ class BudgetExhausted(TargetError):
         super().__init__(message, hint="raise --budget or lower the attack's query needs")
         self.spent = spent
         self.budget = budget
+
+
+class AccessDenied(TargetError):
+    """Raised before an attack reads output (e.g. scores) that the attacker's access lacks."""
 
 
 class ScanError(OperationalError):

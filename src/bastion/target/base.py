@@ -48,7 +48,9 @@ class QueryResult:
     """The answer to one batch, one row per input.
 
     `labels` holds class indices. `scores` is None when the target exposes labels
-    only; for top-k answers, classes that were not returned are NaN.
+    only; for top-k answers, classes that were not returned are NaN. The byte
+    counts are what crossed the wire (0 for in-process targets), so the ledger
+    can report the traffic an attack costs.
     """
 
     labels: npt.NDArray[np.int64]
@@ -56,6 +58,8 @@ class QueryResult:
     latency_s: float
     status: int = 200
     raw: tuple[Any, ...] = ()
+    bytes_sent: int = 0
+    bytes_received: int = 0
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

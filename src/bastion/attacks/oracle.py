@@ -1,0 +1,134 @@
+"""The attacker's view of a target: exactly the access the deployed system gives.
+
+Every attack talks to the model only through an `Oracle`. It counts every
+input it sends, refuses to send past the budget (the query that would exceed it
+is never sent), refuses to read scores when the access is label-only, and
+refuses to send an input that breaks the input space's constraints. Attacks
+therefore cannot overstate what an attacker can do.
+
+Until the shared query ledger lands, this wraps any `Target` directly.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bastion.attacks.space import InputSpace
+from bastion.errors import AccessDenied, BudgetExhausted, TargetError
+from bastion.target.base import OutputKind, Target
+
+__all__ = ["Access", "ConstraintViolation", "Oracle"]
+
+
+class Access(StrEnum):
+    """What an attack reads from each answer; ordered like `OutputKind`."""
+
+    LABEL = "label"
+    SCORES = "scores"
+
+    @classmethod
+    def of(cls, output: OutputKind) -> Access:
+        # top-k answers are scores with holes (NaN); attacks that need scores cope
+        return cls.LABEL if output is OutputKind.LABEL else cls.SCORES
+
+    def allows(self, needed: Access) -> bool:
+        return self is Access.SCORES or needed is Access.LABEL
+
+
+class ConstraintViolation(AssertionError):
+    """An attack tried to send an infeasible input: a bug in the attack, never user error."""
+
+
+class Oracle:
+    """Counted, budgeted, access-limited queries against one target."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        budget: int | None = None,
+        access: Access | None = None,
+        space: InputSpace | None = None,
+        batch_size: int = 4096,
+    ) -> None:
+        info = target.info()
+        observed = Access.of(info.output)
+        if access is not None and not observed.allows(access):
+            raise AccessDenied(
+                f"target {info.name!r} returns {info.output.value} only; "
+                f"{access.value} access is not available",
+                hint="choose a label-only attack",
+            )
+        self.target = target
+        self.info = info
+        self.access = access or observed
+        self.budget = budget
+        self.space = space
+        self.batch_size = batch_size
+        self.queries = 0
+        self.calls = 0
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.budget is None else self.budget - self.queries
+
+    def labels(
+        self, x: npt.NDArray[Any], origin: npt.NDArray[np.float64] | None = None
+    ) -> npt.NDArray[np.int64]:
+        """Predicted class per row; never touches the answer's scores."""
+        parts = [np.asarray(r.labels, dtype=np.int64) for r in self._send(x, origin)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def scores(
+        self, x: npt.NDArray[Any], origin: npt.NDArray[np.float64] | None = None
+    ) -> npt.NDArray[np.float64]:
+        """Scores per row and class (NaN where a top-k answer omits a class)."""
+        if self.access is not Access.SCORES:
+            raise AccessDenied(
+                f"scores requested from {self.info.name!r} with label-only access",
+                hint="this attack needs scores; run a decision-based attack instead",
+            )
+        out = []
+        for r in self._send(x, origin):
+            if r.scores is None:
+                raise TargetError(f"target {self.info.name!r} returned no scores")
+            out.append(np.asarray(r.scores, dtype=np.float64))
+        return np.concatenate(out) if out else np.zeros((0, self.info.n_classes or 0))
+
+    def _send(self, x: npt.NDArray[Any], origin: npt.NDArray[np.float64] | None) -> list[Any]:
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[None, :]
+        n = int(x.shape[0])
+        if self.budget is not None and self.queries + n > self.budget:
+            raise BudgetExhausted(
+                f"{n} more queries would exceed the budget of {self.budget} ({self.queries} spent)",
+                spent=self.queries,
+                budget=self.budget,
+            )
+        if self.space is not None and n:
+            bad = self.space.violations(x, origin)
+            if bad.any():
+                raise ConstraintViolation(
+                    f"{int(bad.sum())} of {n} inputs break the input-space constraints"
+                )
+        shape = self.info.input_shape
+        answers = []
+        for start in range(0, n, self.batch_size):
+            chunk = x[start : start + self.batch_size]
+            if shape is not None and tuple(shape) != (chunk.shape[1],):
+                chunk = chunk.reshape((chunk.shape[0], *shape))
+            answer = self.target.query(chunk.astype(self.info.dtype, copy=False))
+            if len(answer) != chunk.shape[0]:
+                raise TargetError(
+                    f"target {self.info.name!r} answered {len(answer)} rows "
+                    f"for {chunk.shape[0]} inputs"
+                )
+            self.queries += int(chunk.shape[0])
+            self.calls += 1
+            answers.append(answer)
+        return answers

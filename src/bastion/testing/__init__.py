@@ -1,0 +1,6 @@
+"""Real servers with planted flaws, for bastion's tests, examples and demo (extra `serve`)."""
+
+from bastion.testing.background import serve_in_background
+from bastion.testing.servers import ServerConfig, ServerState, iris_model, model_app
+
+__all__ = ["ServerConfig", "ServerState", "iris_model", "model_app", "serve_in_background"]
