@@ -32,6 +32,7 @@ _err = Console(stderr=True)
 _COMMAND_MODULES = (
     "bastion.cli.threats",
     "bastion.cli.guard",
+    "bastion.cli.detect",
 )
 
 

@@ -24,7 +24,9 @@ from bastion.errors import TargetError
 from bastion.guard.adapters.wrap import GuardDenied, GuardedModel, wrap
 from bastion.guard.config import GuardConfig
 from bastion.guard.core import Guard
+from bastion.guard.policies.detection import Evidence, Observation
 from bastion.guard.request import Principal
+from bastion.guard.stores.base import Store
 from bastion.guard.stores.memory import MemoryStore
 from bastion.target.base import OutputKind, QueryResult, TargetInfo
 
@@ -66,7 +68,16 @@ class Arena:
         }
         self.guard = Guard(GuardConfig.model_validate(cfg), store=MemoryStore())
         self.model: GuardedModel = wrap(self.guard, task.predict_proba)
-        self.detection_s = 0.0
+        self.timers: list[_Timed] = []
+        for policy in self.guard.policies:
+            dets = getattr(policy, "detectors", None)
+            if dets:
+                self.timers.extend(_Timed(d) for d in dets)
+                dets[:] = self.timers
+
+    def detection_cost(self) -> tuple[float, int]:
+        """Seconds spent inside the detectors, and rows they judged."""
+        return sum(t.seconds for t in self.timers), max((t.rows for t in self.timers), default=0)
 
     @property
     def first_level(self) -> float:
@@ -78,6 +89,24 @@ class Arena:
 
     def close(self) -> None:
         self.guard.close()
+
+
+class _Timed:
+    """Measures a detector's own time per query (the guard's overhead is not the detector's)."""
+
+    def __init__(self, det: Any) -> None:
+        self.det = det
+        self.name = det.name
+        self.seconds = 0.0
+        self.rows = 0
+
+    def observe(self, obs: Observation, store: Store) -> Evidence | None:
+        t0 = time.perf_counter()
+        try:
+            return self.det.observe(obs, store)  # type: ignore[no-any-return]
+        finally:
+            self.seconds += time.perf_counter() - t0
+            self.rows += int(next(iter(obs.inputs.values())).shape[0])
 
 
 @dataclass

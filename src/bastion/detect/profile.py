@@ -45,6 +45,7 @@ class Profile:
     radius_quantile: float
     cells: F32
     n_fit: int
+    cell_radius: float = float("inf")  # benign queries lie this close to a cell (99.9 %)
 
     @property
     def is_image(self) -> bool:
@@ -124,6 +125,7 @@ class Profile:
                 "radius_quantile": self.radius_quantile,
                 "cells": self.cells.tolist(),
                 "n_fit": self.n_fit,
+                "cell_radius": self.cell_radius,
             }
         )
 
@@ -148,6 +150,7 @@ class Profile:
                 radius_quantile=float(doc["radius_quantile"]),
                 cells=np.asarray(doc["cells"], dtype=f32),
                 n_fit=int(doc["n_fit"]),
+                cell_radius=float(doc.get("cell_radius", "inf")),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(
@@ -209,7 +212,11 @@ def fit_profile(
     nn = nn[np.isfinite(nn)]
     radius = radius_factor * float(np.quantile(nn, radius_quantile)) if nn.size else 1.0
     cells = _kmeans(e, min(n_cells, len(e)), rng)
-    return Profile(row_shape, pool, mean, scale, comps, radius, radius_quantile, cells, len(a))
+    to_cell = np.sqrt(((e[:, None, :] - cells[None, :, :]) ** 2).sum(-1).min(1))
+    cell_radius = float(np.quantile(to_cell, 0.999)) * 1.25
+    return Profile(
+        row_shape, pool, mean, scale, comps, radius, radius_quantile, cells, len(a), cell_radius
+    )
 
 
 def _kmeans(e: F32, k: int, rng: np.random.Generator, iters: int = 15) -> F32:
