@@ -82,6 +82,7 @@ def eval_(
     benign: Annotated[int, typer.Option(min=1, help="Benign principals.")] = 200,
     adaptive_runs: Annotated[int, typer.Option(min=0)] = 3,
     adaptive_budget: Annotated[int, typer.Option(min=10)] = 10_000,
+    extraction_budget: Annotated[int, typer.Option(min=10, help="Queries per extraction.")] = 1000,
     art: Annotated[bool, typer.Option(help="Also run ART's attacks (if installed).")] = True,
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML report.")] = Path(
         "detect-eval.html"
@@ -121,6 +122,7 @@ def eval_(
         benign=benign,
         adaptive_runs=adaptive_runs,
         adaptive_budget=adaptive_budget,
+        extraction_budget=extraction_budget,
     )
     err = Console(stderr=True)
     with err.status("evaluating") as status:

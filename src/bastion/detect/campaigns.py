@@ -38,10 +38,11 @@ def space_of(arena: Arena) -> InputSpace:
 
 
 def victims(arena: Arena, n: int, offset: int = 0) -> list[int]:
-    """Test points the model gets right (attacking a mistake proves nothing)."""
+    """Test points the model gets right with confidence ≥ 0.9 (a mistake or a coin flip
+    needs no attack: one random query flips it, before any detector could see a pattern)."""
     t = arena.task
-    pred = t.predict_proba(t.x_test).argmax(1)
-    ok = np.flatnonzero(pred == t.y_test)
+    p = t.predict_proba(t.x_test)
+    ok = np.flatnonzero((p.argmax(1) == t.y_test) & (p.max(1) >= 0.9))
     return [int(i) for i in ok[offset : offset + n]]
 
 
@@ -57,15 +58,13 @@ def bastion_run(arena: Arena, attack: str, i: int, budget: int, tag: str = "") -
     cls: Any = registry("attacks").get(attack)
     target = PrincipalTarget(arena, f"{tag}{attack}-{i}", x0=x0, y0=y0, eps_l2=t.eps_l2 * 1.4)
     space = space_of(arena)
-    try:
+    with contextlib.suppress(BastionError):  # the guard stopped it (blocked, scores withdrawn)
         cls(eps=_eps(arena, attack)).run(
             Oracle(target, access=cls.access, space=space),
             AttackData(space=space, x=x0[None]),
             budget=budget,
             seed=i,
         )
-    except BastionError:
-        pass  # the guard stopped the attack (blocked, or scores withdrawn)
     target.tally.extra["attack"] = attack
     return target.tally
 
@@ -169,7 +168,9 @@ def extraction_run(
         if seen % (5 * batch) == 0 or seen >= budget:
             y = np.concatenate(ys)
             if len(np.unique(y)) > 1:
-                model = fit_surrogate(np.concatenate(xs), y, kind="logistic", seed=seed)
+                model = fit_surrogate(
+                    np.concatenate(xs), y, kind="logistic", seed=seed, max_iter=60
+                )
                 curve.append((seen, float(np.mean(predict_labels(model, x_eval) == truth))))
     tally = target.tally
     tally.extra["strategy"] = strategy

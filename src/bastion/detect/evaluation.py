@@ -39,6 +39,10 @@ CONFIGURATIONS: dict[str, list[dict[str, Any]]] = {
         {"kind": "similarity", "profile": "{profile}"},
         {"kind": "extraction", "profile": "{profile}"},
     ],
+    "strict+extraction": [
+        {"kind": "similarity", "profile": "{profile}", "trigger": 3.2},
+        {"kind": "extraction", "profile": "{profile}"},
+    ],
     "fingerprint": [{"kind": "fingerprint", "salt": "eval"}],
 }
 

@@ -40,9 +40,9 @@ class ExtractionOptions(BaseModel):
     history: int = Field(default=2000, ge=16, description="queries remembered per principal")
     min_queries: int = Field(default=30, ge=8, description="no verdict before this many")
     check_every: int = Field(default=10, ge=1)
-    prada_w: float = Field(default=0.9, gt=0, lt=1, description="Shapiro-Wilk W alarm level")
-    coverage: float = Field(default=0.5, gt=0, le=1, description="share of cells visited")
-    entropy: float = Field(default=0.85, gt=0, le=1, description="label entropy / log(classes)")
+    prada_w: float = Field(default=0.45, ge=0, lt=1, description="Shapiro-Wilk W alarm level")
+    coverage: float = Field(default=0.6, gt=0, le=1, description="share of cells visited")
+    entropy: float = Field(default=0.9, gt=0, le=1, description="label entropy / log(classes)")
     off_manifold: float = Field(default=0.3, gt=0, le=1, description="share far from benign")
     amount: float = Field(default=1.0, gt=0, description="evidence per failed check")
     persist: bool = True
@@ -112,7 +112,9 @@ class ExtractionDetector:
             return []
         failed = []
         d = np.asarray(st.dist, dtype=np.float64)
-        d = d[d > 1e-9]  # verbatim repeats say nothing about the spread
+        # repeats and near-duplicates are the similarity detector's business; PRADA judges
+        # the spread of genuinely new queries (otherwise every retry bends the distribution)
+        d = d[d > self.profile.radius]
         if d.size >= o.min_queries and np.ptp(d) > 0:
             from scipy.stats import shapiro
 
