@@ -56,9 +56,11 @@ def guarded(cancer: Task, cancer_profile: Path, tmp_path: Path) -> Iterator[tupl
     path.write_text(yaml.safe_dump(cfg))
     model = SimpleNamespace(predict_proba=cancer.predict_proba)
     guard = Guard(load_config(path))
-    with ThreadServer(model_app(model)) as upstream:
-        with ThreadServer(GuardProxy(guard, upstream), lifespan="on") as base:
-            yield base, guard
+    with (
+        ThreadServer(model_app(model)) as upstream,
+        ThreadServer(GuardProxy(guard, upstream), lifespan="on") as base,
+    ):
+        yield base, guard
 
 
 def _oip(x: Any) -> dict[str, Any]:
