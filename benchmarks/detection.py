@@ -85,13 +85,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer runs (a smoke test)")
     ap.add_argument("--html", default="detect-bench.html")
+    ap.add_argument("--fingerprint", action="store_true", help="also the fingerprint detector")
     ap.add_argument("--json", default="detect-bench.json", help="raw results (written first)")
     ap.add_argument("--from-json", default=None, help="re-print a previous run's results")
     args = ap.parse_args()
     q = args.quick
     plan = EvalPlan(
         tasks=("digits32", "cancer"),
-        configurations=("similarity+extraction", "strict+extraction", "fingerprint"),
+        # fingerprint costs ~3 ms/query in Python: in the full run only with --fingerprint
+        configurations=("similarity+extraction", "strict+extraction")
+        + (("fingerprint",) if q or args.fingerprint else ()),
         runs=2 if q else 6,
         budget=1000,
         benign=50 if q else 1000,
