@@ -118,10 +118,12 @@ class SimilarityDetector:
             ring.add(entry)
             if self.opts.cross_principal:
                 self.global_ring.add(entry)
-            if self.opts.persist:
-                ring.persist(store, f"{self.name}:p:{obs.principal}", entry)
+            if self.opts.persist:  # one encoding, two capped histories
+                raw = entry.to_bytes()
+                store.append_history(f"{self.name}:p:{obs.principal}", raw, ring.capacity)
                 if self.opts.cross_principal:
-                    self.global_ring.persist(store, f"{self.name}:global", entry)
+                    cap = self.global_ring.capacity
+                    store.append_history(f"{self.name}:global", raw, cap)
             depth = max(depth, ln.depth)
             if ln.score:
                 patterns.update(ln.patterns)
