@@ -73,7 +73,11 @@ BUILTINS: dict[str, dict[str, str]] = {
         "sqlite": "bastion.guard.stores.sqlite:SQLiteStore",
         "redis": "bastion.guard.stores.redis:RedisStore",
     },
-    "detectors": {},
+    "detectors": {
+        "similarity": "bastion.detect.similarity:SimilarityDetector",
+        "fingerprint": "bastion.detect.fingerprint:FingerprintDetector",
+        "extraction": "bastion.detect.extraction:ExtractionDetector",
+    },
 }
 
 CAPABILITIES = tuple(BUILTINS)

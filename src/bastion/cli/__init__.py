@@ -37,6 +37,7 @@ _COMMAND_MODULES = (
     "bastion.cli.attack",
     "bastion.cli.scan",
     "bastion.cli.campaign",
+    "bastion.cli.detect",
 )
 
 

@@ -1,0 +1,211 @@
+"""`bastion detect eval`: every detector configuration against benign users and real attacks.
+
+For each task and configuration, one fresh guard (the arena) sees, in this
+order, the benign streams (false positives), each non-adaptive attack run as
+its own principal (detection rate, queries to first detection, success with
+the detector's actions on), the adaptive attacker, and extraction runs; a
+second guard without detectors gives the attacks' success with no defence.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bastion.detect.arena import Arena, PrincipalTarget, Tally
+from bastion.detect.campaigns import (
+    ART_ATTACKS,
+    BASTION_ATTACKS,
+    adaptive_run,
+    art_run,
+    bastion_run,
+    extraction_run,
+    victims,
+)
+from bastion.detect.profile import fit_profile
+from bastion.detect.streams import benign_streams, load_task
+from bastion.errors import TargetError
+
+__all__ = ["CONFIGURATIONS", "EvalPlan", "EvalResult", "evaluate"]
+
+# name -> detector entries as in guard.yaml ("{profile}" is replaced by the fitted profile)
+CONFIGURATIONS: dict[str, list[dict[str, Any]]] = {
+    "similarity": [{"kind": "similarity", "profile": "{profile}"}],
+    "similarity+extraction": [
+        {"kind": "similarity", "profile": "{profile}"},
+        {"kind": "extraction", "profile": "{profile}"},
+    ],
+    "strict+extraction": [
+        {"kind": "similarity", "profile": "{profile}", "trigger": 3.2},
+        {"kind": "extraction", "profile": "{profile}"},
+    ],
+    "fingerprint": [{"kind": "fingerprint", "salt": "eval"}],
+}
+
+
+@dataclass
+class EvalPlan:
+    tasks: tuple[str, ...] = ("digits32", "cancer")
+    configurations: tuple[str, ...] = ("similarity+extraction", "fingerprint")
+    attacks: tuple[str, ...] = BASTION_ATTACKS
+    art: bool = True
+    runs: int = 5
+    budget: int = 1000
+    benign: int = 200
+    adaptive_runs: int = 5
+    adaptive_budget: int = 10_000
+    adaptive_accounts: int = 10
+    extraction: tuple[str, ...] = ("natural", "random", "synthetic")
+    extraction_budget: int = 1000
+    seed: int = 0
+
+
+@dataclass
+class EvalResult:
+    task: str
+    configuration: str
+    rows: list[dict[str, Any]] = field(default_factory=list)  # one per attack / stream kind
+    benign_principals: int = 0
+    benign_flagged: int = 0
+    benign_queries: int = 0
+    cost_ms: float = 0.0  # detectors' own time per benign query (all detectors together)
+    memory_bytes_per_principal: int = 0
+    extraction: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def fpr(self) -> float:
+        return self.benign_flagged / max(self.benign_principals, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["fpr"] = self.fpr
+        return d
+
+
+def _row(name: str, source: str, tallies: list[Tally], baseline: list[Tally]) -> dict[str, Any]:
+    det = [t.detected_at for t in tallies if t.detected_at is not None]
+    return {
+        "attack": name,
+        "source": source,
+        "runs": len(tallies),
+        "detected": len(det),
+        "detection_rate": len(det) / max(len(tallies), 1),
+        "queries_to_detection_median": float(np.median(det)) if det else None,
+        "queries_to_detection_p90": float(np.percentile(det, 90)) if det else None,
+        "queries_to_detection": det,
+        "success_with_detector": float(np.mean([t.success for t in tallies])) if tallies else 0.0,
+        "success_without_detector": (
+            float(np.mean([t.success for t in baseline])) if baseline else None
+        ),
+        "queries_answered_median": float(np.median([t.answered for t in tallies]))
+        if tallies
+        else 0,
+    }
+
+
+def _benign(arena: Arena, res: EvalResult, n: int, seed: int) -> None:
+    flagged, queries = 0, 0
+    s0, r0 = arena.detection_cost()
+    for s in benign_streams(arena.task, n, seed=seed + 1):
+        pt = PrincipalTarget(arena, s.principal)
+        for q in s.queries:
+            try:
+                pt.query(q[None])
+            except TargetError:
+                break
+        flagged += pt.tally.detected_at is not None
+        queries += pt.tally.queries
+    s1, r1 = arena.detection_cost()
+    res.benign_principals, res.benign_flagged, res.benign_queries = n, flagged, queries
+    res.cost_ms = 1000.0 * (s1 - s0) / max(r1 - r0, 1)
+
+
+def _run_attacks(
+    arena: Arena, plan: EvalPlan, points: list[int], tag: str
+) -> dict[tuple[str, str], list[Tally]]:
+    out: dict[tuple[str, str], list[Tally]] = {}
+    for attack in plan.attacks:
+        out[(attack, "bastion")] = [bastion_run(arena, attack, i, plan.budget, tag) for i in points]
+    if plan.art:
+        for attack in ART_ATTACKS:
+            runs = [art_run(arena, attack, i, plan.budget, tag) for i in points]
+            if not any(t.extra.get("skipped") for t in runs):
+                out[(attack, "ART")] = runs
+    return out
+
+
+def evaluate(plan: EvalPlan, progress: Any = None) -> list[EvalResult]:
+    """Run the plan; `progress(message)` is called between stages (for a CLI spinner)."""
+    say = progress or (lambda _m: None)
+    results: list[EvalResult] = []
+    with tempfile.TemporaryDirectory(prefix="bastion-detect-") as tmp:
+        for task_name in plan.tasks:
+            say(f"{task_name}: loading task and fitting the benign profile")
+            task = load_task(task_name, seed=plan.seed)
+            profile = fit_profile(task.x_fit, shape=task.shape, seed=plan.seed)
+            ppath = Path(tmp) / f"{task_name}.profile.json"
+            profile.save(ppath)
+            points = victims(Arena(task, []), plan.runs + plan.adaptive_runs)
+            base = Arena(task, [])
+            say(f"{task_name}: attacks without detection (baseline)")
+            baseline = _run_attacks(base, plan, points[: plan.runs], "base-")
+            base_adaptive = [
+                adaptive_run(base, i, plan.adaptive_budget, 1, "base-") for i in points[plan.runs :]
+            ]
+            for conf in plan.configurations:
+                if conf == "fingerprint" and task.domain != "image":
+                    continue
+                entries = [
+                    {k: (str(ppath) if v == "{profile}" else v) for k, v in e.items()}
+                    for e in CONFIGURATIONS[conf]
+                ]
+                arena = Arena(task, entries)
+                res = EvalResult(task_name, conf)
+                say(f"{task_name}/{conf}: benign streams")
+                _benign(arena, res, plan.benign, plan.seed)
+                say(f"{task_name}/{conf}: attacks")
+                runs = _run_attacks(arena, plan, points[: plan.runs], "")
+                for (attack, source), tallies in runs.items():
+                    res.rows.append(_row(attack, source, tallies, baseline[(attack, source)]))
+                say(f"{task_name}/{conf}: adaptive attacker")
+                adaptive = [
+                    adaptive_run(arena, i, plan.adaptive_budget, plan.adaptive_accounts)
+                    for i in points[plan.runs :]
+                ]
+                row = _row("adaptive-square", "bastion/adaptive", adaptive, base_adaptive)
+                row["accounts_used_median"] = float(
+                    np.median([t.extra["accounts"] for t in adaptive])
+                )
+                res.rows.append(row)
+                if any(e["kind"] == "extraction" for e in entries):
+                    say(f"{task_name}/{conf}: extraction")
+                    for k, strategy in enumerate(plan.extraction):
+                        t = extraction_run(arena, strategy, plan.extraction_budget, plan.seed + k)
+                        res.extraction.append(
+                            {
+                                "strategy": strategy,
+                                "detected_at": t.detected_at,
+                                "fidelity_at_detection": t.extra["fidelity_at_detection"],
+                                "queries_to_fidelity_0.8": t.extra["queries_to_fidelity_0.8"],
+                                "copied_before_detection": t.success,
+                                "curve": t.extra["curve"],
+                            }
+                        )
+                res.memory_bytes_per_principal = _memory(arena)
+                results.append(res)
+                arena.close()
+            base.close()
+    return results
+
+
+def _memory(arena: Arena) -> int:
+    total = 0
+    for policy in arena.guard.policies:
+        for det in getattr(policy, "detectors", []):
+            fn = getattr(getattr(det, "det", det), "memory_bytes", None)
+            total += int(fn()) if fn else 0
+    return total

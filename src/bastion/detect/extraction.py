@@ -1,0 +1,160 @@
+"""Extraction monitoring per principal: how a principal's queries are spread, not what each is.
+
+Three tests, each calibrated on benign traffic:
+
+* PRADA's distance test (Juuti et al. 2019): the distance from each new query
+  to the principal's closest earlier query of the same predicted class is, for
+  natural traffic, roughly normally distributed; synthetic extraction queries
+  (Jacobian augmentation, noise, active learning around a seed set) bend that
+  distribution, which a Shapiro–Wilk statistic below `prada_w` shows;
+* coverage: the number of distinct benign-fitted cells a principal has visited
+  and the entropy of the labels it has been told — ordinary users ask about a
+  few things, an extractor (also a Knockoff-style one using natural data) must
+  sweep the whole input space and every class to copy the model;
+* off-manifold share: the fraction of queries farther from every benign cell
+  than benign queries ever are (noise-like synthetic queries).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from bastion.detect.history import Entry, Ring, owner_id
+from bastion.detect.profile import Profile
+from bastion.detect.similarity import load_profile
+from bastion.guard.policies.detection import Evidence, Observation
+from bastion.guard.stores.base import Store
+
+__all__ = ["ExtractionDetector", "ExtractionOptions"]
+
+
+class ExtractionOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: str = Field(description="benign profile JSON from `bastion detect fit`")
+    history: int = Field(default=2000, ge=16, description="queries remembered per principal")
+    min_queries: int = Field(default=30, ge=8, description="no verdict before this many")
+    check_every: int = Field(default=10, ge=1)
+    prada_w: float = Field(default=0.45, ge=0, lt=1, description="Shapiro-Wilk W alarm level")
+    coverage: float = Field(default=0.6, gt=0, le=1, description="share of cells visited")
+    entropy: float = Field(default=0.9, gt=0, le=1, description="label entropy / log(classes)")
+    off_manifold: float = Field(default=0.3, gt=0, le=1, description="share far from benign")
+    amount: float = Field(default=1.0, gt=0, description="evidence per failed check")
+    persist: bool = True
+
+
+class _Principal:
+    def __init__(self, history: int, dim: int, cells: int) -> None:
+        self.ring = Ring(history, dim)
+        self.dist: deque[float] = deque(maxlen=history)
+        self.visited = np.zeros(cells, dtype=np.bool_)
+        self.labels: dict[int, int] = {}
+        self.far = 0
+        self.n = 0
+
+
+class ExtractionDetector:
+    """Registry name `extraction`; implements the guard's `Detector` protocol."""
+
+    name = "extraction"
+    Options: ClassVar[type[BaseModel]] = ExtractionOptions
+
+    def __init__(
+        self, options: ExtractionOptions, env: Any = None, *, profile: Profile | None = None
+    ) -> None:
+        self.opts = options
+        self.profile = profile or load_profile(options.profile, env)
+        self.cells = self.profile.cells
+        self.cell_sq = (self.cells * self.cells).sum(1)
+        self.states: OrderedDict[str, _Principal] = OrderedDict()
+
+    def memory_bytes(self) -> int:
+        """Bytes held per principal: its history ring plus the distance list."""
+        return Ring(self.opts.history, self.profile.dim).nbytes + 8 * self.opts.history
+
+    def _state(self, principal: str, store: Store) -> _Principal:
+        st = self.states.get(principal)
+        if st is None:
+            st = _Principal(self.opts.history, self.profile.dim, len(self.cells))
+            if self.opts.persist:
+                for raw in store.read_history(f"{self.name}:p:{principal}", self.opts.history):
+                    e = Entry.from_bytes(raw)
+                    self._update(st, e.vector, e.label)
+                    st.ring.add(e)
+            self.states[principal] = st
+            while len(self.states) > 10_000:
+                self.states.popitem(last=False)
+        return st
+
+    def _update(self, st: _Principal, v: npt.NDArray[np.float32], label: int) -> None:
+        n = st.ring.size
+        if n:
+            same = st.ring.label[:n] == label
+            if same.any():
+                d2 = st.ring.sq[:n][same] - 2.0 * (st.ring.vec[:n][same] @ v) + float(v @ v)
+                st.dist.append(float(np.sqrt(max(float(d2.min()), 0.0))))
+        c2 = self.cell_sq - 2.0 * (self.cells @ v) + float(v @ v)
+        j = int(c2.argmin())
+        st.visited[j] = True
+        st.far += int(np.sqrt(max(float(c2[j]), 0.0)) > self.profile.cell_radius)
+        st.labels[label] = st.labels.get(label, 0) + 1
+        st.n += 1
+
+    def verdict(self, st: _Principal) -> list[str]:
+        """Which tests the principal fails now (empty while it looks benign)."""
+        o = self.opts
+        if st.n < o.min_queries:
+            return []
+        failed = []
+        d = np.asarray(st.dist, dtype=np.float64)
+        # repeats and near-duplicates are the similarity detector's business; PRADA judges
+        # the spread of genuinely new queries (otherwise every retry bends the distribution)
+        d = d[d > self.profile.radius]
+        if d.size >= o.min_queries and np.ptp(d) > 0:
+            from scipy.stats import shapiro
+
+            w = float(shapiro(d[-500:]).statistic)
+            if w < o.prada_w:
+                failed.append("prada")
+        counts = np.asarray(list(st.labels.values()), dtype=np.float64)
+        n_classes = max(len(st.labels), 2)
+        p = counts / counts.sum()
+        entropy = float(-(p * np.log(p)).sum() / np.log(max(n_classes, 2)))
+        known = len(self.cells)
+        cover = float(st.visited.sum()) / min(known, st.n)
+        if cover >= o.coverage and entropy >= o.entropy and len(st.labels) >= 3:
+            failed.append("coverage")
+        if st.far / st.n >= o.off_manifold:
+            failed.append("off_manifold")
+        return failed
+
+    def observe(self, obs: Observation, store: Store) -> Evidence | None:
+        x = next(iter(obs.inputs.values()))
+        vecs = self.profile.encode(x)
+        labels = np.asarray(obs.prediction.labels).reshape(-1)
+        st = self._state(obs.principal, store)
+        me = owner_id(obs.principal)
+        due = False
+        for i, v in enumerate(vecs):
+            label = int(labels[i]) if i < labels.size else -1
+            self._update(st, v, label)
+            e = Entry(v, obs.time, me, label, 0, 0.0)
+            st.ring.add(e)
+            if self.opts.persist:
+                st.ring.persist(store, f"{self.name}:p:{obs.principal}", e)
+            due = due or st.n % self.opts.check_every == 0
+        if not due:
+            return None
+        failed = self.verdict(st)
+        if not failed:
+            return None
+        return Evidence(
+            self.opts.amount * len(failed),
+            "+".join(failed),
+            {"queries": st.n, "cells": int(st.visited.sum()), "classes": len(st.labels)},
+        )

@@ -1,0 +1,115 @@
+"""Query provenance: which earlier query each new one descends from, and what the lineage says.
+
+A single query proves nothing; an attack campaign has a shape. Decision-based
+attacks walk towards the decision boundary and then sample around it (labels
+flip among near neighbours), score-based attacks build long descent chains of
+tiny steps from one seed, and a Sybil attacker continues a chain another
+account started. Benign users repeat and lightly vary their own inputs, which
+makes star-shaped, shallow, single-label clusters. Each query is linked to its
+nearest earlier neighbour (its parent) and scored on that shape; a principal's
+evidence is the score of its recent window, so randomising one query does not
+hide the lineage it sits in.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from bastion.detect.history import Neighbours
+
+__all__ = ["Campaign", "Link", "Weights", "link"]
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How much each pattern of a linked query counts (one query scores at most ~1.5)."""
+
+    repeat: float = 0.0  # an identical earlier query (retries are normal)
+    linked: float = 0.15
+    deep: float = 0.25  # parent chain at least `deep_at` long
+    deep_at: int = 4
+    flip: float = 0.4  # a near neighbour carries another label: boundary hugging
+    crowd: float = 0.3  # at least `crowd_at` distinct own queries within the radius
+    crowd_at: int = 6
+    shrink: float = 0.2  # the step to the parent is much smaller than the parent's own step
+    sybil: float = 0.5  # the parent was sent by another principal already under suspicion
+
+
+@dataclass(frozen=True)
+class Link:
+    depth: int
+    step: float
+    score: float
+    patterns: tuple[str, ...]
+
+
+def link(
+    own: Neighbours,
+    glob: Neighbours,
+    me: int,
+    label: int,
+    radius: float,
+    w: Weights,
+) -> Link:
+    """Score one query from its own and global neighbours (both closest first)."""
+    exact = radius * 1e-3
+    others = glob.owner != me
+    g_dist, g_depth = glob.dist[others], glob.depth[others]
+    g_step, g_label = glob.step[others], glob.label[others]
+    own_hit = own.dist.size > 0 and own.dist[0] < radius
+    # another principal's query is a parent only when it is not an identical input (popular
+    # items are sent by many users) and its sender was already under suspicion: benign users
+    # editing the same popular item must not chain into one another's lineage
+    g_ok = (g_dist < radius) & (g_dist > exact) & glob.suspect[others]
+    g_ok &= g_depth >= w.deep_at - 1  # ... and sits deep in a lineage (no cascades of retries)
+    glob_hit = bool(g_ok.any())
+    if not own_hit and not glob_hit:
+        return Link(0, 0.0, 0.0, ())
+    use_glob = glob_hit and (not own_hit or float(g_dist[g_ok][0]) < float(own.dist[0]))
+    if use_glob:
+        j = int(np.flatnonzero(g_ok)[0])
+        step, depth, pstep = float(g_dist[j]), int(g_depth[j]) + 1, float(g_step[j])
+    else:
+        step, depth, pstep = float(own.dist[0]), int(own.depth[0]) + 1, float(own.step[0])
+    if step <= exact:  # a verbatim repeat adds nothing to the lineage
+        return Link(depth - 1, pstep, w.repeat, ("repeat",))
+    score, pats = w.linked, ["linked"]
+    if depth >= w.deep_at:
+        score, pats = score + w.deep, [*pats, "descent_chain"]
+    near_own = own.dist < radius
+    flips = bool(np.any(own.label[near_own] != label))
+    if glob_hit:
+        flips = flips or bool(np.any(g_label[g_ok] != label))
+    if flips:
+        score, pats = score + w.flip, [*pats, "boundary_hugging"]
+    if own.within >= w.crowd_at:
+        score, pats = score + w.crowd, [*pats, "crowding"]
+    if pstep > 0 and step > exact and step < 0.5 * pstep and depth >= 2:
+        score, pats = score + w.shrink, [*pats, "shrinking_steps"]
+    if use_glob:
+        score, pats = score + w.sybil, [*pats, "cross_principal"]
+    return Link(depth, step, score, tuple(pats))
+
+
+class Campaign:
+    """A principal's recent window of scores: evidence starts when the window crosses
+    `trigger`, and from then on each suspicious query adds its own score."""
+
+    def __init__(self, window: int, trigger: float) -> None:
+        self.scores: deque[float] = deque(maxlen=window)
+        self.trigger = trigger
+        self.active = False
+
+    def add(self, score: float) -> float:
+        """Record a score; return the evidence it releases (0 while below the trigger)."""
+        self.scores.append(score)
+        if self.active:
+            return score
+        total = float(sum(self.scores))
+        if total >= self.trigger:
+            self.active = True
+            return total
+        return 0.0

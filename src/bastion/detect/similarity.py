@@ -1,0 +1,133 @@
+"""Feature-space neighbour detection with provenance, per principal and across principals.
+
+Each answered query is encoded with the benign profile, searched exactly
+against the principal's own bounded history and a global history shared by all
+principals, linked to its parent (see `provenance`), and remembered. Evidence
+is released only once a principal's recent window looks like a campaign, so a
+benign user's repeats and retries stay below the line while an attack's
+lineage crosses it within a few queries — and a campaign continued from a new
+account inherits its lineage through the global history.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from bastion.detect.history import Entry, Ring, owner_id
+from bastion.detect.profile import Profile
+from bastion.detect.provenance import Campaign, Weights, link
+from bastion.guard.policies.detection import Evidence, Observation
+from bastion.guard.stores.base import Store
+
+__all__ = ["SimilarityDetector", "load_profile"]
+
+
+class SimilarityOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: str = Field(description="benign profile JSON from `bastion detect fit`")
+    radius_scale: float = Field(default=1.0, gt=0, description="multiplies the profile radius")
+    history: int = Field(default=10_000, ge=16, description="queries remembered per principal")
+    global_history: int = Field(default=10_000, ge=16, description="queries remembered in all")
+    ttl_s: float | None = Field(default=None, gt=0, description="forget queries older than this")
+    k: int = Field(default=8, ge=1, le=64)
+    window: int = Field(default=12, ge=2, description="recent queries judged as one campaign")
+    trigger: float = Field(default=2.4, gt=0, description="window score that starts evidence")
+    max_principals: int = Field(default=10_000, ge=1, description="histories kept in memory")
+    persist: bool = True
+    cross_principal: bool = True
+
+
+def load_profile(ref: str | Profile, env: Any) -> Profile:
+    if isinstance(ref, Profile):
+        return ref
+    resolve = getattr(getattr(env, "config", None), "resolve", None)
+    return Profile.load(resolve(ref) if resolve else ref)
+
+
+class SimilarityDetector:
+    """Registry name `similarity`; implements the guard's `Detector` protocol."""
+
+    name = "similarity"
+    Options: ClassVar[type[BaseModel]] = SimilarityOptions
+
+    def __init__(
+        self,
+        options: SimilarityOptions,
+        env: Any = None,
+        *,
+        profile: Profile | None = None,
+        weights: Weights | None = None,
+    ) -> None:
+        self.opts = options
+        self.profile = profile or load_profile(options.profile, env)
+        self.radius = self.profile.radius * options.radius_scale
+        self.weights = weights or Weights()
+        self.rings: OrderedDict[str, Ring] = OrderedDict()
+        self.campaigns: dict[str, Campaign] = {}
+        self.global_ring = Ring(options.global_history, self.profile.dim, options.ttl_s)
+        self._global_loaded = False
+
+    def _ring(self, principal: str, store: Store) -> Ring:
+        ring = self.rings.get(principal)
+        if ring is None:
+            ring = Ring(self.opts.history, self.profile.dim, self.opts.ttl_s)
+            if self.opts.persist:
+                ring.load(store, f"{self.name}:p:{principal}")
+            self.rings[principal] = ring
+            while len(self.rings) > self.opts.max_principals:
+                old, _ = self.rings.popitem(last=False)
+                self.campaigns.pop(old, None)
+        else:
+            self.rings.move_to_end(principal)
+        if not self._global_loaded and self.opts.persist and self.opts.cross_principal:
+            self.global_ring.load(store, f"{self.name}:global")
+            self._global_loaded = True
+        return ring
+
+    def memory_bytes(self) -> int:
+        """Bytes of history held for one principal (the global ring is shared)."""
+        return Ring(self.opts.history, self.profile.dim).nbytes
+
+    def observe(self, obs: Observation, store: Store) -> Evidence | None:
+        x = next(iter(obs.inputs.values()))
+        vecs = self.profile.encode(x)
+        labels = np.asarray(obs.prediction.labels).reshape(-1)
+        ring = self._ring(obs.principal, store)
+        camp = self.campaigns.setdefault(
+            obs.principal, Campaign(self.opts.window, self.opts.trigger)
+        )
+        me = owner_id(obs.principal)
+        released, patterns = 0.0, set[str]()
+        depth = 0
+        for i, v in enumerate(vecs):
+            label = int(labels[i]) if i < labels.size else -1
+            own = ring.nearest(v, self.opts.k, self.radius, obs.time)
+            glob = (
+                self.global_ring.nearest(v, self.opts.k, self.radius, obs.time)
+                if self.opts.cross_principal
+                else own
+            )
+            ln = link(own, glob, me, label, self.radius, self.weights)
+            released += camp.add(ln.score)
+            entry = Entry(v, obs.time, me, label, ln.depth, ln.step, camp.active)
+            ring.add(entry)
+            if self.opts.cross_principal:
+                self.global_ring.add(entry)
+            if self.opts.persist:  # one encoding, two capped histories
+                raw = entry.to_bytes()
+                store.append_history(f"{self.name}:p:{obs.principal}", raw, ring.capacity)
+                if self.opts.cross_principal:
+                    cap = self.global_ring.capacity
+                    store.append_history(f"{self.name}:global", raw, cap)
+            depth = max(depth, ln.depth)
+            if ln.score:
+                patterns.update(ln.patterns)
+        if released <= 0:
+            return None
+        kind = "+".join(sorted(patterns - {"linked"})) or "linked"
+        return Evidence(released, kind, {"depth": depth, "radius": round(self.radius, 4)})

@@ -1,0 +1,136 @@
+"""Real attacks through a real (in-process) guard are detected; benign users are not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bastion.detect.arena import Arena, PrincipalTarget
+from bastion.detect.campaigns import adaptive_run, art_run, bastion_run, extraction_run, victims
+from bastion.detect.streams import Task, benign_streams
+from bastion.errors import TargetError
+
+
+def _benign_flagged(arena: Arena, n: int, seed: int) -> list[str]:
+    flagged = []
+    for s in benign_streams(arena.task, n, seed=seed, mean_queries=30):
+        pt = PrincipalTarget(arena, s.principal)
+        for q in s.queries:
+            try:
+                pt.query(q[None])
+            except TargetError:
+                break
+        if pt.tally.detected_at is not None:
+            flagged.append(s.principal)
+    return flagged
+
+
+@pytest.fixture
+def image_arena(digits: Task, digits_profile: Path) -> Arena:
+    return Arena(digits, [{"kind": "similarity", "profile": str(digits_profile)}])
+
+
+@pytest.fixture
+def tabular_arena(cancer: Task, cancer_profile: Path) -> Arena:
+    # rows need the stricter trigger: benign edits of 30 numbers land close more often
+    return Arena(cancer, [{"kind": "similarity", "profile": str(cancer_profile), "trigger": 3.2}])
+
+
+@pytest.mark.parametrize("attack", ["simba-pixel", "hopskipjump-l2", "boundary", "rays"])
+def test_bastion_attacks_on_images_are_detected_within_a_few_dozen_queries(
+    image_arena: Arena, attack: str
+) -> None:
+    for i in victims(image_arena, 2, offset=2):
+        tally = bastion_run(image_arena, attack, i, budget=300)
+        assert tally.detected_at is not None, (attack, i, tally)
+        assert tally.detected_at <= 40
+    # the guard's actions follow the evidence: the attacker was degraded or blocked
+    assert tally.stopped_at is not None
+
+
+def test_score_attack_on_rows_is_stopped_before_it_succeeds(tabular_arena: Arena) -> None:
+    for i in victims(tabular_arena, 3):
+        tally = bastion_run(tabular_arena, "simba-pixel", i, budget=400)
+        assert tally.detected_at is not None and tally.detected_at <= 15
+        assert not tally.success
+
+
+def test_benign_users_with_repeats_edits_and_bursts_are_not_flagged(
+    image_arena: Arena, tabular_arena: Arena
+) -> None:
+    assert _benign_flagged(image_arena, 50, seed=11) == []
+    assert _benign_flagged(tabular_arena, 50, seed=12) == []
+
+
+def test_detection_does_not_reject_the_query_that_raised_it(image_arena: Arena) -> None:
+    i = victims(image_arena, 1)[0]
+    tally = bastion_run(image_arena, "square-linf", i, budget=300)
+    assert tally.detected_at is not None and tally.stopped_at is not None
+    assert tally.stopped_at > tally.detected_at  # no per-query "you were caught" signal
+
+
+def test_a_campaign_moved_to_a_new_account_is_caught_through_the_global_history(
+    digits: Task, digits_profile: Path
+) -> None:
+    arena = Arena(
+        digits,
+        [{"kind": "similarity", "profile": str(digits_profile)}],
+        actions=[{"at": 2.0, "action": "flag"}, {"at": 4.0, "action": "block"}],
+    )
+    x0 = digits.x_test[victims(arena, 1)[0]]
+    rng = np.random.default_rng(3)
+    first = PrincipalTarget(arena, "sybil-a")
+    x = x0.copy()
+    for _ in range(40):  # a descent chain of small steps
+        x = np.clip(
+            x + rng.choice([-0.02, 0.02], size=x.shape) * (rng.random(x.shape) < 0.05), 0, 1
+        )
+        try:
+            first.query(x[None])
+        except TargetError:
+            break
+    assert first.tally.detected_at is not None
+    second = PrincipalTarget(arena, "sybil-b")
+    for _ in range(5):  # continues from where the blocked account stopped
+        x = np.clip(
+            x + rng.choice([-0.02, 0.02], size=x.shape) * (rng.random(x.shape) < 0.05), 0, 1
+        )
+        second.query(x[None])
+    state = arena.guard.store.get_state("sybil-b")
+    assert state.evidence.get("similarity", 0) > 0
+    assert second.tally.detected_at is not None and second.tally.detected_at <= 5
+
+
+def test_adaptive_attacker_burns_its_accounts_without_succeeding(image_arena: Arena) -> None:
+    i = victims(image_arena, 1, offset=5)[0]
+    tally = adaptive_run(image_arena, i, budget=1000, accounts=4)
+    assert tally.detected_at is not None
+    assert tally.extra["accounts"] == 4
+    assert not tally.success
+
+
+def test_art_hopskipjump_through_the_guard_is_detected(image_arena: Arena) -> None:
+    pytest.importorskip("art")
+    i = victims(image_arena, 1)[0]
+    tally = art_run(image_arena, "art-hopskipjump", i, budget=300)
+    assert tally.queries > 0
+    assert tally.detected_at is not None
+
+
+def test_extraction_with_synthetic_and_natural_queries_is_detected_before_a_good_copy(
+    digits: Task, digits_profile: Path
+) -> None:
+    arena = Arena(
+        digits,
+        [
+            {"kind": "similarity", "profile": str(digits_profile)},
+            {"kind": "extraction", "profile": str(digits_profile)},
+        ],
+    )
+    for strategy in ("random", "natural"):
+        tally = extraction_run(arena, strategy, budget=100, seed=1)
+        assert tally.detected_at is not None, strategy
+        assert tally.extra["fidelity_at_detection"] < 0.8
+        assert not tally.success

@@ -1,0 +1,50 @@
+"""Bounded histories: exact search, eviction, TTL, and persistence through the guard's store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bastion.detect.history import Entry, Ring
+from bastion.guard.stores.sqlite import SQLiteStore
+
+
+def test_ring_search_is_exact_and_memory_is_bounded() -> None:
+    rng = np.random.default_rng(0)
+    ring = Ring(100, 8)
+    pts = rng.normal(size=(250, 8)).astype(np.float32)
+    for i, p in enumerate(pts):
+        ring.add(Entry(p, float(i), 1, i % 3, 0, 0.0))
+    assert ring.size == 100  # the oldest 150 were overwritten
+    q = pts[-1] + 0.01
+    kept = pts[150:]
+    d = np.sqrt(((kept - q) ** 2).sum(1))
+    nb = ring.nearest(q, 5, radius=3.0, now=300.0)
+    np.testing.assert_allclose(nb.dist, np.sort(d[d <= 3.0])[:5], rtol=1e-4, atol=1e-4)
+    assert nb.within == int((d <= 3.0).sum())
+    assert ring.nearest(pts[0] + 0.01, 5, radius=0.05, now=300.0).dist.size == 0  # evicted
+
+
+def test_ttl_forgets_old_queries() -> None:
+    ring = Ring(10, 2, ttl_s=60.0)
+    ring.add(Entry(np.zeros(2, np.float32), 0.0, 1, 0, 0, 0.0))
+    assert ring.nearest(np.zeros(2, np.float32), 1, 1.0, now=30.0).dist.size == 1
+    assert ring.nearest(np.zeros(2, np.float32), 1, 1.0, now=90.0).dist.size == 0
+
+
+def test_entries_persist_through_sqlite_and_rebuild_after_restart(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    ring = Ring(5, 4)
+    for i in range(8):
+        e = Entry(np.full(4, i, np.float32), float(i), 7, i, i // 2, 0.5, i > 5)
+        ring.add(e)
+        ring.persist(store, "k", e)
+    store.close()
+    store = SQLiteStore(tmp_path / "s.db")
+    again = Ring(5, 4)
+    again.load(store, "k")
+    assert again.size == 5
+    assert sorted(again.label[:5].tolist()) == [3, 4, 5, 6, 7]  # the newest five survive
+    assert sorted(again.suspect[:5].tolist()) == sorted(ring.suspect[:5].tolist())
+    store.close()

@@ -1,0 +1,124 @@
+"""End to end on loopback: a real model server, the guard proxy with the detectors in front,
+bastion's attack over HTTP as one API key, ordinary traffic as another."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from bastion.attacks.base import AttackData
+from bastion.attacks.oracle import Oracle
+from bastion.detect.streams import Task
+from bastion.errors import BastionError, TargetError
+from bastion.guard import Guard, load_config
+from bastion.guard.adapters.proxy import GuardProxy
+from bastion.registry import registry
+from bastion.target.base import OutputKind, QueryResult, TargetInfo
+from tests.guard.conftest import key_entry, token
+from tests.guard.servers import ThreadServer, model_app
+
+pytestmark = pytest.mark.network
+
+
+@pytest.fixture
+def guarded(cancer: Task, cancer_profile: Path, tmp_path: Path) -> Iterator[tuple[str, Guard]]:
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [key_entry("alice"), key_entry("carol")]}))
+    cfg = {
+        "model": {
+            "name": "iris",
+            "protocol": "oip",
+            "inputs": [{"name": "input-0", "shape": [-1, 30], "dtype": "float32"}],
+        },
+        "store": {"kind": "sqlite", "path": str(tmp_path / "state.db")},
+        "audit": {"path": str(tmp_path / "audit.jsonl")},
+        "policies": [
+            {"kind": "api_key", "keys_file": str(keys), "reload_interval_s": 0},
+            {
+                "kind": "detection",
+                "detectors": [
+                    {"kind": "similarity", "profile": str(cancer_profile)},
+                    {"kind": "extraction", "profile": str(cancer_profile)},
+                ],
+                "actions": [{"at": 2, "action": "flag"}, {"at": 6, "action": "block"}],
+            },
+            {"kind": "output_minimisation", "default": {"mode": "scores", "decimals": 4}},
+        ],
+    }
+    path = tmp_path / "guard.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    model = SimpleNamespace(predict_proba=cancer.predict_proba)
+    guard = Guard(load_config(path))
+    with (
+        ThreadServer(model_app(model)) as upstream,
+        ThreadServer(GuardProxy(guard, upstream), lifespan="on") as base,
+    ):
+        yield base, guard
+
+
+def _oip(x: Any) -> dict[str, Any]:
+    a = np.asarray(x, dtype=np.float32)
+    return {"inputs": [{"name": "input-0", "shape": list(a.shape), "datatype": "FP32",
+                        "data": a.ravel().tolist()}]}  # fmt: skip
+
+
+class _OipClient:
+    """The attacker's side: OIP v2 over HTTP with an API key (the guard exposes only infer)."""
+
+    def __init__(self, base: str, key: str) -> None:
+        self.client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"})
+
+    def info(self) -> TargetInfo:
+        return TargetInfo("cancer@guard", OutputKind.SCORES, n_classes=2, input_shape=(30,))
+
+    def query(self, x: Any) -> QueryResult:
+        r = self.client.post("/v2/models/iris/infer", json=_oip(x))
+        if r.status_code != 200:
+            raise TargetError(f"HTTP {r.status_code}: {r.json().get('error')}")
+        out = {o["name"]: o for o in r.json()["outputs"]}
+        p = np.asarray(out["probabilities"]["data"], dtype=np.float64).reshape(len(x), -1)
+        return QueryResult(p.argmax(1), p, r.elapsed.total_seconds())
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def test_attack_over_http_is_detected_and_blocked_while_a_benign_user_is_served(
+    guarded: tuple[str, Guard], cancer: Task, tmp_path: Path
+) -> None:
+    base, guard = guarded
+    target = _OipClient(base, token("alice"))
+    from bastion.detect.campaigns import victims
+
+    x0 = cancer.x_test[victims(SimpleNamespace(task=cancer), 1)[0]]  # type: ignore[arg-type]
+    from bastion.attacks.space import InputSpace
+
+    space = InputSpace.build(30, (cancer.lower.tolist(), cancer.upper.tolist()))
+    with pytest.raises(BastionError) as stopped:  # the guard blocks the campaign
+        registry("attacks").get("simba-pixel")(eps=cancer.eps_l2).run(
+            Oracle(target, space=space), AttackData(space=space, x=x0[None]), budget=300, seed=0
+        )
+    target.close()
+    assert "403: principal_blocked" in str(stopped.value)
+    state = guard.store.get_state("alice")
+    assert state.evidence.get("similarity", 0) > 0
+    assert state.active_action() == "block"
+    with httpx.Client(base_url=base) as c:
+        r = c.post("/v2/models/iris/infer", json=_oip(x0[None]),
+                   headers={"Authorization": f"Bearer {token('alice')}"})  # fmt: skip
+        assert r.status_code == 403 and r.json()["error"] == "principal_blocked"
+        for row in cancer.x_test[:25]:  # an ordinary user, different rows
+            r = c.post("/v2/models/iris/infer", json=_oip(row[None]),
+                       headers={"Authorization": f"Bearer {token('carol')}"})  # fmt: skip
+            assert r.status_code == 200
+    assert guard.store.get_state("carol").total == 0
+    guard.close()
+    audit = (tmp_path / "audit.jsonl").read_text()
+    assert "detection:evidence=similarity:" in audit
