@@ -97,6 +97,10 @@ def init(
         "guard.yaml"
     ),
     endpoint: Annotated[str | None, typer.Option(help="Endpoint id, if several.")] = None,
+    detect_profile: Annotated[
+        Path | None,
+        typer.Option(help="With --from-report: a `bastion detect fit` profile to detect with."),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a starting guard.yaml (and an empty key file) from a manifest or an audit report."""
@@ -112,7 +116,9 @@ def init(
         from bastion.cli.audit import read_report
         from bastion.guard.plan import plan_from_report, render_plan
 
-        config, answers = plan_from_report(read_report(from_report), output.parent, endpoint)
+        config, answers = plan_from_report(
+            read_report(from_report), output.parent, endpoint, detect_profile
+        )
         output.write_text(render_plan(config, answers, str(from_report)), encoding="utf-8")
     else:
         assert manifest is not None

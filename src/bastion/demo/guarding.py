@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import yaml
 
 from bastion.findings import Report
@@ -12,8 +14,13 @@ from bastion.guard.plan import plan_from_report, render_plan
 __all__ = ["issue_key", "write_guard_config"]
 
 
-def write_guard_config(report: Report, manifest: Path, workdir: Path) -> Path:
-    config, answers = plan_from_report(report, workdir)
+def write_guard_config(report: Report, manifest: Path, workdir: Path, benign: Any) -> Path:
+    """The plan from the findings, with detectors fitted on the team's own benign inputs."""
+    from bastion.detect.profile import fit_profile
+
+    profile = workdir / "detect-profile.json"
+    fit_profile(np.asarray(benign, dtype=np.float32)).save(profile)
+    config, answers = plan_from_report(report, workdir, detect_profile=profile)
     config["store"] = {"kind": "sqlite", "path": "guard-state.db"}
     path = workdir / "guard.yaml"
     path.write_text(render_plan(config, answers, str(workdir / "before.json")), encoding="utf-8")

@@ -69,7 +69,7 @@ def run_demo(workdir: Path, quick: bool = False, say: Say = print) -> DemoResult
         (workdir / "before.json").write_text(render_json(before), encoding="utf-8")
         lap("audit_before")
         say(f"3/6 {len(before.findings)} findings; deriving a guard config from them")
-        guard_yaml = write_guard_config(before, manifest, workdir)
+        guard_yaml = write_guard_config(before, manifest, workdir, data.x_train)
         key = issue_key(workdir, "demo-client")
         lap("guard_init")
         say("4/6 starting the guard in front of the model server")

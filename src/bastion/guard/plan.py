@@ -91,8 +91,26 @@ def _pin(manifest: SystemManifest, findings: list[Finding], out_dir: Path) -> di
     return None
 
 
+def _detectors(profile: Path, out_dir: Path, manifest: SystemManifest) -> list[dict[str, Any]]:
+    """Similarity (query provenance) and extraction detectors over a benign profile."""
+    import os
+
+    image = any(
+        isinstance(m, Model) and m.input.domain == "image" for m in manifest.of_type("model")
+    )
+    rel = os.path.relpath(profile.resolve(), out_dir.resolve())
+    # Tabular rows need the stricter trigger: benign edits of a row land near it more often.
+    return [
+        {"kind": "similarity", "profile": rel, "trigger": 2.4 if image else 3.2},
+        {"kind": "extraction", "profile": rel},
+    ]
+
+
 def plan_from_report(
-    report: Report, out_dir: Path, endpoint_id: str | None = None
+    report: Report,
+    out_dir: Path,
+    endpoint_id: str | None = None,
+    detect_profile: Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """The config, and for each policy kind the findings (rule: title) it answers."""
     from bastion.guard.starter import starter_config
@@ -116,6 +134,13 @@ def plan_from_report(
             answers.setdefault("quota", []).append(
                 f"daily quota = 1/4 of the {copy_needs} queries the measured extraction needed"
             )
+        if policy["kind"] == "detection" and detect_profile is not None:
+            policy["detectors"] = _detectors(detect_profile, out_dir, manifest)
+            policy["actions"] = [
+                {"at": 2, "action": "flag"},
+                {"at": 6, "action": "label_only"},
+                {"at": 12, "action": "block"},
+            ]
     kinds = {p["kind"] for p in policies}
     for kind in list(answers):
         if kind not in kinds:
