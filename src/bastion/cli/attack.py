@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bastion.cli.output import FailOn, Format, Output, emit
+from bastion.cli.progress import progress_bar
 from bastion.errors import UsageError
 
 __all__ = ["register"]
@@ -176,14 +176,7 @@ def attack(
     ledger = Ledger(found["target"], budget=max_queries, pace=limit if pace and limit else None)
     names = [n.strip() for n in attacks.split(",") if n.strip()]
     try:
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=_err,
-            transient=True,
-        ) as bar:
+        with progress_bar() as bar:
             task = bar.add_task("attacks", total=len(names))
 
             def tick(name: str, index: int, total: int) -> None:

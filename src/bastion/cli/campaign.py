@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bastion.cli.output import FailOn, Format, Output, emit
+from bastion.cli.progress import progress_bar
 
 __all__ = ["register"]
 
@@ -42,14 +42,7 @@ def campaign(
 
     pool = make_executor(executor, workers=workers, address=address)
     try:
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=_err,
-            transient=True,
-        ) as bar:
+        with progress_bar() as bar:
             task = bar.add_task("systems", total=len(manifests))
 
             def tick(event: TaskEvent) -> None:

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bastion.cli.output import FailOn, Format, Output, emit
+from bastion.cli.progress import progress_bar
 from bastion.errors import UsageError
 
 __all__ = ["register"]
@@ -191,14 +191,7 @@ def probe(
         request_timeout_s=timeout,
     )
     chosen = load_probes(probes)  # unknown names fail here, before any request
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=_err,
-        transient=True,
-    ) as bar:
+    with progress_bar() as bar:
         tasks = {e.infer_url: bar.add_task(e.infer_url, total=len(chosen)) for e in targets}
 
         def tick(endpoint: Endpoint, name: str, index: int, total: int) -> None:

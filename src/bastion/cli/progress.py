@@ -13,7 +13,19 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from bastion.errors import Interrupted
 
-__all__ = ["StageProgress", "interruptible"]
+__all__ = ["StageProgress", "interruptible", "progress_bar"]
+
+
+def progress_bar(console: Console | None = None) -> Progress:
+    """The one progress bar style: on stderr, gone when done, results stay on stdout."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console or Console(stderr=True),
+        transient=True,
+    )
 
 
 @contextlib.contextmanager
@@ -36,14 +48,7 @@ def interruptible(what: str) -> Iterator[None]:
 class StageProgress:
     def __init__(self) -> None:
         self.console = Console(stderr=True)
-        self._bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=self.console,
-            transient=True,
-        )
+        self._bar = progress_bar(self.console)
         self._task: TaskID | None = None
         self._t0 = 0.0
 
