@@ -144,3 +144,42 @@ def test_executor_spreads_attacks_with_identical_results(
     assert set(runs[0]) == {"A101", "A201"}
     assert runs[0] == runs[1]
     assert runs[0]["A101"]["success_rate"] >= 0.6
+
+
+def test_scan_stage_on_the_executor_matches_in_process(
+    iris: tuple[Any, Path], tmp_path: Path
+) -> None:
+    """Per-file scan tasks give the same findings as the in-process scan (never loading)."""
+    import pickle
+    import zipfile
+
+    import yaml
+
+    with (tmp_path / "model.pkl").open("wb") as fh:
+        pickle.dump(iris[0], fh)
+    with zipfile.ZipFile(tmp_path / "app.apk", "w") as apk:
+        apk.writestr("AndroidManifest.xml", "<manifest package='example'/>")
+        apk.write(tmp_path / "model.pkl", "assets/model.pkl")
+    manifest = tmp_path / "system.yaml"
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "system": {"name": "artifacts"},
+                "elements": [
+                    {
+                        "id": "clf",
+                        "type": "model",
+                        "artifact": {"path": "model.pkl", "format": "pickle"},
+                    },
+                    {"id": "app", "type": "client_app", "bundle": "app.apk", "ships": ["clf"]},
+                ],
+            }
+        )
+    )
+    reports = [
+        audit(manifest, AuditOptions(stages=("scan",), executor=ex, workers=2))
+        for ex in (None, "local")
+    ]
+    prints = [{(f.rule_id, f.subject.id, f.subject.member) for f in r.findings} for r in reports]
+    assert prints[0] == prints[1]
+    assert any(f.rule_id == "S401" for f in reports[0].findings)  # the model in the app

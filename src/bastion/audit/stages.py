@@ -119,7 +119,14 @@ def _scan(ctx: AuditContext) -> StageResult:
         return StageResult(stage="scan", notes=("no manifest file to resolve artifact paths",))
     from bastion.scan.run import run_scan
 
-    report, scans = run_scan([Path(ctx.manifest.source_path)])
+    executor = None
+    if ctx.options.executor is not None:
+        from bastion.campaign import make_executor
+
+        executor = make_executor(
+            ctx.options.executor, workers=ctx.options.workers, address=ctx.options.address
+        )
+    report, scans = run_scan([Path(ctx.manifest.source_path)], executor=executor)
     notes = tuple(f"{s.path}: {s.verdict.value}" for s in scans)
     return StageResult(stage="scan", findings=report.findings, notes=notes)
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bastion.errors import PluginError
 from bastion.findings import Finding, Report
 from bastion.registry import registry
 from bastion.scan.manifest_pins import Declared, expand_manifests, format_mismatches
 from bastion.scan.plugin import ArtifactScanner, ModelArtifactScanner
-from bastion.scan.results import report_of
+from bastion.scan.results import findings_of, report_of
 from bastion.scan.scanner import FileScan
 from bastion.scan.source import ScanLimits
 
@@ -23,13 +24,25 @@ __all__ = ["run_scan"]
 
 
 def run_scan(
-    paths: Sequence[Path], limits: ScanLimits | None = None, *, digest: bool = True
+    paths: Sequence[Path],
+    limits: ScanLimits | None = None,
+    *,
+    digest: bool = True,
+    executor: Any = None,
 ) -> tuple[Report, list[FileScan]]:
     """Scan `paths` (files, directories, manifests); the report and the per-file results."""
     declared: dict[str, Declared] = {}
     targets, findings = expand_manifests(paths, declared)
     builtin = ModelArtifactScanner(limits, digest=digest)
-    findings = [*findings, *builtin.scan(targets), *format_mismatches(declared, builtin.last)]
+    if executor is not None:
+        # One task per file on the campaign executor (local processes or Ray).
+        from bastion.campaign.scantasks import scan_files
+
+        builtin.last = scan_files(executor, targets, limits=limits)
+        found = findings_of(builtin.last)
+    else:
+        found = builtin.scan(targets)
+    findings = [*findings, *found, *format_mismatches(declared, builtin.last)]
     for name in registry("scanners").names():
         if name == builtin.name:
             continue
