@@ -8,28 +8,10 @@ from typing import Any
 
 from bastion.campaign.systems import SystemTask
 from bastion.testing import ServerConfig, iris_model, model_app, serve_in_background
+from bastion.testing.manifests import iris_service_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(str(p) for p in (ROOT / "examples").glob("*/system.yaml"))
-
-LIVE = """\
-version: 1
-system:
-  name: Iris service
-elements:
-  - id: iris_api
-    type: endpoint
-    url: {url}/v2/models/iris/infer
-    protocol: oip
-    model: iris_model
-    controls:
-      auth: api_key
-      rate_limit: 20/minute
-  - id: iris_model
-    type: model
-    input: {{domain: tabular, shape: [4], min: 0, max: 8}}
-    output: {{kind: label}}
-"""
 
 
 def _table(report: dict[str, Any]) -> list[str]:
@@ -66,7 +48,7 @@ def test_campaign_probes_a_live_endpoint_beside_a_paper_only_system(
     live = tmp_path / "live.yaml"
     app = model_app(iris_model(), ServerConfig.vulnerable("oip"))
     with serve_in_background(app) as url:
-        live.write_text(LIVE.format(url=url))
+        live.write_text(iris_service_manifest(url))
         done = run_cli("campaign", str(live), EXAMPLES[0], "-f", "json", "--fail-on", "never")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)

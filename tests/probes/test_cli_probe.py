@@ -12,25 +12,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from bastion.testing import ServerConfig, serve_in_background
-
-MANIFEST = """\
-version: 1
-system:
-  name: Iris service
-elements:
-  - id: iris_api
-    type: endpoint
-    url: {url}/v2/models/iris/infer
-    protocol: oip
-    model: iris_model
-    controls:
-      auth: api_key
-      rate_limit: 20/minute
-  - id: iris_model
-    type: model
-    input: {{domain: tabular, shape: [4], min: 0, max: 8}}
-    output: {{kind: label}}
-"""
+from bastion.testing.manifests import iris_service_manifest
 
 
 def test_probe_url_of_vulnerable_server(serve: Any, run_cli: Any) -> None:
@@ -80,7 +62,7 @@ def test_probe_manifest_points_findings_at_the_element(
 ) -> None:
     manifest = tmp_path / "system.yaml"
     with serve(ServerConfig.vulnerable("oip")) as (url, _):
-        manifest.write_text(MANIFEST.format(url=url))
+        manifest.write_text(iris_service_manifest(url))
         done = run_cli("probe", str(manifest), "-f", "json", "-o", str(tmp_path / "r.json"))
     assert done.returncode == 1, done.stderr
     report = json.loads((tmp_path / "r.json").read_text())
@@ -135,7 +117,7 @@ def test_manifest_endpoint_probed_at_another_url_keeps_its_identity(
 ) -> None:
     """How a guard is verified: same element and fingerprints, a different URL."""
     manifest = tmp_path / "system.yaml"
-    manifest.write_text(MANIFEST.format(url="http://127.0.0.1:9"))  # the original, unreachable
+    manifest.write_text(iris_service_manifest("http://127.0.0.1:9"))  # the original, unreachable
     with serve(ServerConfig.vulnerable("oip")) as (url, _):
         done = run_cli(
             "probe",
