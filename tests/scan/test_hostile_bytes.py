@@ -76,3 +76,11 @@ def test_every_truncation_of_a_malicious_or_model_seed_is_handled(
         path = tmp_path / f"cut{cut}"
         path.write_bytes(data[:cut])
         scanner.scan_file(path)
+
+
+def test_odd_escapes_in_a_string_opcode_are_data_not_warnings(tmp_path: Path) -> None:
+    """Found by the property test in CI: `S'\\q'` made pickletools warn, an error under -W."""
+    path = tmp_path / "escape.pkl"
+    path.write_bytes(b"S'\\q'\np0\n.")
+    result = Scanner(LIMITS).scan_file(path)
+    assert isinstance(result.verdict, Verdict)

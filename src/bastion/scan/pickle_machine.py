@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import pickletools
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -478,9 +479,29 @@ def _short_text(f: IO[bytes]) -> str:
 _FAST_READERS = {"uint1": _uint1, "unicodestring1": _short_text}
 
 
+def _quiet(reader: Any) -> Any:
+    """pickletools unescapes STRING arguments with escape_decode, which warns on hostile bytes.
+
+    A warning is not a verdict (and is an error under `-W error`): the bytes are data.
+    """
+
+    def read(stream: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return reader(stream)
+
+    return read
+
+
+# Arguments whose pickletools reader unescapes text (and can warn on odd escapes).
+_ESCAPED = frozenset({"stringnl", "unicodestringnl"})
+
+
 def _reader(op: pickletools.OpcodeInfo) -> Any:
     if op.arg is None or op.arg.name in _LARGE_ARGS:
         return None
+    if op.arg.name in _ESCAPED:
+        return _quiet(op.arg.reader)
     return _FAST_READERS.get(op.arg.name, op.arg.reader)
 
 
