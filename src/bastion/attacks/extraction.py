@@ -21,7 +21,7 @@ from bastion.attacks.base import AttackData, AttackKind, AttackResult
 from bastion.attacks.oracle import Access, Oracle
 from bastion.attacks.space import Domain
 from bastion.attacks.surrogate import fit_surrogate, input_gradient, predict_labels
-from bastion.errors import UsageError
+from bastion.errors import BudgetExhausted, TargetError, UsageError
 from bastion.findings import Series
 
 __all__ = [
@@ -79,14 +79,25 @@ class Extraction:
         ys: list[Any] = []
         marks = sorted({c for c in self.checkpoints if c < budget} | {budget})
         fid, acc, model = [], [], None
+        stopped: str | None = None
         used = np.zeros(pool.shape[0], dtype=bool)
         for mark in marks:
             need = mark - sum(len(x) for x in xs)
             if need <= 0:
                 continue
             batch = self._choose(need, pool, used, xs, ys, model, data, rng)
+            try:
+                answers = np.nan_to_num(oracle.scores(batch)) if soft else oracle.labels(batch)
+            except BudgetExhausted:
+                raise
+            except TargetError as exc:
+                if model is None:
+                    raise  # nothing was learnt: the caller reports the stop
+                # cut short: the curve so far was measured, the copy stands as it is
+                stopped = str(exc).splitlines()[0][:300]
+                break
             xs.append(batch)
-            ys.append(np.nan_to_num(oracle.scores(batch)) if soft else oracle.labels(batch))
+            ys.append(answers)
             model = fit_surrogate(
                 np.concatenate(xs),
                 np.concatenate(ys),
@@ -115,6 +126,7 @@ class Extraction:
             "training_queries": float(spent - eval_queries),
             "evaluation_queries": float(eval_queries),
             "soft_labels": float(soft),
+            **({"stopped_by_endpoint": 1.0} if stopped else {}),
             **{f"fidelity_at_{int(m)}": f for m, f in zip(x_axis, fid, strict=True)},
         }
         if data.y_eval is not None:
@@ -137,7 +149,12 @@ class Extraction:
             wall_time_s=time.perf_counter() - start,
             metrics=metrics,
             series=tuple(series),
-            params={"strategy": self.strategy, "surrogate": self.surrogate, "seed": seed},
+            params={
+                "strategy": self.strategy,
+                "surrogate": self.surrogate,
+                "seed": seed,
+                **({"stopped_by_endpoint": stopped} if stopped else {}),
+            },
         )
 
     def _natural(

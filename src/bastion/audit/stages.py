@@ -198,6 +198,10 @@ def _attacks(ctx: AuditContext) -> StageResult:
             points=ctx.options.points,
             seed=ctx.options.seed,
         )
+        radius = _radius(model, data)
+        if radius:
+            shown = ", ".join(f"{n.value} {v:.4g}" for n, v in radius.items())
+            notes.append(f"{key}: evasion counts as success within {shown} of the original")
         rate = _observed_rate(ctx, key)
         # Severity is read at what one day at the observed rate allows per attacked point.
         realistic = None if rate is None else max(1, int(rate * 86_400))
@@ -209,7 +213,7 @@ def _attacks(ctx: AuditContext) -> StageResult:
             # An attacker in a bounded audit does not wait out a long Retry-After.
             if executor is not None:
                 spent += _distributed(
-                    ctx, executor, endpoint, data, name, realistic, findings, series, notes
+                    ctx, executor, endpoint, data, name, realistic, radius, findings, series, notes
                 )
                 continue
             ledger = Ledger(target_for(endpoint), budget=left, retries=1, max_wait_s=2.0)
@@ -221,6 +225,7 @@ def _attacks(ctx: AuditContext) -> StageResult:
                     [name],
                     budget=per,
                     seed=ctx.options.seed,
+                    eps=radius or None,
                     realistic_budget=realistic,
                     subject=endpoint.subject(),
                 )
@@ -253,6 +258,7 @@ def _distributed(
     data: Any,
     name: str,
     realistic: int | None,
+    radius: dict[Any, float],
     findings: list[Finding],
     series: list[Series],
     notes: list[str],
@@ -270,6 +276,7 @@ def _distributed(
             [name],
             budget=ctx.options.point_budget,
             seed=ctx.options.seed,
+            eps=radius or None,
             realistic_budget=realistic,
             subject=endpoint.subject(),
         )
@@ -321,6 +328,22 @@ def _stopped(name: str, subject: Subject, queries: int, exc: Exception) -> Findi
         mitigations=rule.mitigations,
         key=name,
     )
+
+
+def _radius(model: Any, data: Any) -> dict[Any, float]:
+    """Per norm, the evasion success radius: the manifest's, else read from the data."""
+    from bastion.attacks.base import Norm
+    from bastion.attacks.radius import success_radius
+
+    declared = getattr(getattr(model, "input", None), "perturbation", None)
+    out: dict[Any, float] = {}
+    for norm in Norm:
+        value = getattr(declared, norm.value, None) if declared is not None else None
+        if value is None:
+            value = success_radius(data, norm)
+        if value is not None:
+            out[norm] = float(value)
+    return out
 
 
 def _served_model(manifest: SystemManifest, endpoint_id: str | None) -> Any:

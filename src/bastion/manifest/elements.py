@@ -35,6 +35,7 @@ __all__ = [
     "Model",
     "ModelOutput",
     "ModelRegistry",
+    "Perturbation",
     "PostProcessor",
     "PreProcessor",
     "PretrainedBase",
@@ -155,6 +156,15 @@ class PretrainedBase(_Strict):
     public: bool = True
 
 
+class Perturbation(_Strict):
+    """The largest change to an input that still leaves it the same input to a person."""
+
+    l2: float | None = Field(default=None, gt=0, description="Largest L2 change, input units.")
+    linf: float | None = Field(
+        default=None, gt=0, description="Largest change of any one feature, input units."
+    )
+
+
 class InputSpec(_Strict):
     domain: Literal["image", "tabular", "text", "audio", "video", "other"] = "other"
     shape: tuple[int, ...] | None = None
@@ -163,6 +173,11 @@ class InputSpec(_Strict):
     max: float | None = None
     physical: bool = Field(
         default=False, description="Inputs are captured from the physical world (camera, sensor)."
+    )
+    perturbation: Perturbation | None = Field(
+        default=None,
+        description="Evasion success radius; by default a quarter of the median distance "
+        "to the nearest input of another class in the attacker's data.",
     )
 
 

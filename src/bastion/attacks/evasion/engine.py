@@ -18,6 +18,7 @@ from bastion.attacks.base import AttackData, AttackKind, AttackResult, Norm
 from bastion.attacks.evasion.book import Book
 from bastion.attacks.oracle import Access, Oracle
 from bastion.attacks.space import Domain
+from bastion.errors import BudgetExhausted, TargetError
 from bastion.findings import Series
 
 __all__ = ["EvasionAttack", "budget_grid"]
@@ -67,8 +68,16 @@ class EvasionAttack:
             pool=data.pool,
         )
         rng = np.random.default_rng(seed)
+        stopped: str | None = None
         if budget > 1 and n:
-            self._attack(book, rng)
+            try:
+                self._attack(book, rng)
+            except BudgetExhausted:
+                raise
+            except TargetError as exc:
+                # the endpoint cut the attack short (blocked, throttled): what the book
+                # holds was answered by the target, so it is measured and is reported
+                stopped = str(exc).splitlines()[0][:300]
         book.queries += 1  # the labelling query above
         found = book.hit_at >= 0
         hit = np.where(found, book.hit_at + 1, -1)
@@ -94,6 +103,8 @@ class EvasionAttack:
         }
         if self.eps is not None:
             metrics["eps"] = float(self.eps)
+        if stopped is not None:
+            metrics["stopped_by_endpoint"] = 1.0
         metrics.update(self._metrics())
         params: dict[str, Any] = {
             "norm": self.norm.value,
@@ -101,6 +112,8 @@ class EvasionAttack:
             "seed": seed,
             **self.params,
         }
+        if stopped is not None:
+            params["stopped_by_endpoint"] = stopped
         return AttackResult(
             attack=self.name,
             kind=self.kind,
