@@ -66,3 +66,13 @@ def test_the_report_and_the_guard_config_are_written(demo) -> None:  # type: ign
     guard = (result.workdir / "guard.yaml").read_text()
     assert "# answers: P103" in guard and "sha256:" in guard
     assert Path(result.workdir / "guard-audit.jsonl").stat().st_size > 0
+
+
+def test_the_re_audit_attacks_as_fresh_principals(demo) -> None:  # type: ignore[no-untyped-def]
+    result, _ = demo
+    log = (result.workdir / "guard-audit.jsonl").read_text().splitlines()
+    principals = {json.loads(line).get("principal") for line in log}
+    # the probes ran as the client; each attack as its own account, so a block earned by
+    # the probes cannot stop the attacks by accident
+    assert "demo-client" in principals
+    assert {p for p in principals if p and p.startswith("demo-attacker-")}

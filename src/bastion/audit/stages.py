@@ -42,6 +42,9 @@ class AuditOptions:
     points: int = 20
     time_limit_s: float = 600.0
     api_key: str | None = None
+    # Attacks run as these principals in turn (an attacker with several accounts), so a
+    # guard that blocked the probing principal does not stop the attacks by accident.
+    attack_keys: tuple[str, ...] = ()
     against: str | None = None
     endpoint: str | None = None
     seed: int = 0
@@ -205,7 +208,14 @@ def _attacks(ctx: AuditContext) -> StageResult:
         rate = _observed_rate(ctx, key)
         # Severity is read at what one day at the observed rate allows per attacked point.
         realistic = None if rate is None else max(1, int(rate * 86_400))
-        for name in ctx.options.attacks:
+        keys = ctx.options.attack_keys
+        base_endpoint = endpoint
+        for index, name in enumerate(ctx.options.attacks):
+            if keys:
+                from dataclasses import replace
+
+                key_options = replace(base_endpoint.options, api_key=keys[index % len(keys)])
+                endpoint = replace(base_endpoint, options=key_options)
             left = ctx.options.budget - spent
             if left <= 0 or ctx.remaining_s <= 0:
                 notes.append(f"{key}: {name} not run: global budget or time limit reached")
