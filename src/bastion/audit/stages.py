@@ -211,6 +211,8 @@ def _attacks(ctx: AuditContext) -> StageResult:
         keys = ctx.options.attack_keys
         base_endpoint = endpoint
         for index, name in enumerate(ctx.options.attacks):
+            if ctx.progress is not None:
+                ctx.progress(f"{key}: {name}", index, len(ctx.options.attacks))
             if keys:
                 from dataclasses import replace
 
