@@ -25,6 +25,7 @@ from bastion.guard.adapters.asgi import GuardMiddleware
 from bastion.registry import registry
 from bastion.target import HttpOptions, Ledger, oip_target
 from bastion.testing import ServerConfig, model_app, serve_in_background
+from tests.attacks.attack_targets import Counted
 
 pytestmark = pytest.mark.network
 
@@ -129,3 +130,33 @@ def test_success_radius_is_a_quarter_of_the_way_to_another_class() -> None:
     assert success_radius(data, Norm.L2) == pytest.approx(0.25 * 3.8)
     assert success_radius(data, Norm.LINF) == pytest.approx(0.25 * 3.8)
     assert success_radius(AttackData(space=space, x=a, y=np.zeros(5, int)), Norm.L2) is None
+
+
+def test_extraction_never_measures_the_copy_on_its_own_training_rows(
+    digits: dict[str, Any],
+) -> None:
+    from bastion.errors import UsageError
+    from bastion.target import SklearnTarget
+
+    x = digits["x_test"][:120]
+    same = AttackData(space=digits["space"], x=x, pool=x, x_eval=x)
+    attack = registry("attacks").get("extraction-natural")(checkpoints=(50,))
+    with pytest.raises(UsageError, match="own training inputs"):
+        attack.run(Oracle(SklearnTarget(digits["model"])), same, budget=100, seed=0)
+    # overlapping rows are dropped from the pool: the copy never sees an evaluation row
+    both = AttackData(space=digits["space"], x=x, pool=x, x_eval=x[:60])
+    sent: list[np.ndarray] = []
+    target = SklearnTarget(digits["model"])
+    recorder = Counted(target)
+    original = recorder.query
+
+    def query(inputs: np.ndarray) -> Any:
+        sent.append(np.asarray(inputs).reshape(len(inputs), -1).copy())
+        return original(inputs)
+
+    recorder.query = query  # type: ignore[method-assign]
+    result = attack.run(Oracle(recorder), both, budget=60, seed=0)
+    assert result.metrics["training_queries"] == 60
+    training = np.concatenate(sent[1:])  # the first batch labels the evaluation rows
+    eval_rows = {r.tobytes() for r in x[:60]}
+    assert not any(r.tobytes() in eval_rows for r in training)

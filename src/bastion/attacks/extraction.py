@@ -71,7 +71,7 @@ class Extraction:
         start = time.perf_counter()
         rng = np.random.default_rng(seed)
         before = oracle.queries
-        pool = data.pool if data.pool is not None else data.x
+        pool = _held_out(data.pool if data.pool is not None else data.x, data.x_eval)
         soft = self.soft and oracle.access is Access.SCORES
         truth_eval = oracle.labels(data.x_eval)
         eval_queries = oracle.queries - before
@@ -273,3 +273,22 @@ class ActiveExtraction(Extraction):
         used[unsure] = True
         rest = self._natural(need - n_unsure, pool, used, rng, data.space)
         return np.concatenate([pool[unsure], rest])
+
+
+def _held_out(pool: FloatArray, x_eval: FloatArray) -> FloatArray:
+    """The pool without the rows fidelity is measured on.
+
+    A copy evaluated on inputs it was trained on looks better than it is; the
+    attacker's data may well hold the same rows in both (one file, two roles).
+    """
+    flat_eval = x_eval.reshape(x_eval.shape[0], -1)
+    seen = {row.tobytes() for row in np.ascontiguousarray(flat_eval, dtype=np.float64)}
+    flat = np.ascontiguousarray(pool.reshape(pool.shape[0], -1), dtype=np.float64)
+    keep = np.array([row.tobytes() not in seen for row in flat], dtype=bool)
+    if not keep.any():
+        raise UsageError(
+            "every row of the extraction pool is also an evaluation row: fidelity would be "
+            "measured on the copy's own training inputs",
+            hint="give separate rows as pool and x_eval in --data",
+        )
+    return np.asarray(pool[keep], dtype=np.float64)
