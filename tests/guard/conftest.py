@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
+from bastion.guard.stores.base import Store
+from bastion.guard.stores.memory import MemoryStore
+from bastion.guard.stores.sqlite import SQLiteStore
 from tests.guard.servers import iris_model, redis_server
 
 KEYS = {
@@ -103,3 +106,18 @@ def redis_url() -> Iterator[str]:
         pytest.skip("redis-server binary not on PATH (apt-get install redis-server)")
     with redis_server() as (url, _proc):
         yield url
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each of the three built-in stores in turn (Redis: a real server, skipped if absent)."""
+    if request.param == "memory":
+        s: Store = MemoryStore()
+    elif request.param == "sqlite":
+        s = SQLiteStore(tmp_path / "s.db")
+    else:
+        from bastion.guard.stores.redis import RedisStore
+
+        s = RedisStore(request.getfixturevalue("redis_url"))
+    yield s
+    s.close()

@@ -35,7 +35,10 @@ class Spread:
     """The attacker's target: each query to the next (replica, principal) in turn."""
 
     def __init__(self, guards: list[str], principals: list[str]) -> None:
-        self.turns = itertools.cycle([(g, p) for p in principals for g in guards])
+        # query i goes to principal i mod P and replica i mod R: the principals see the same
+        # queries whatever the number of replicas, so the two scenarios differ only in that
+        self.turns = ((guards[i % len(guards)], principals[i % len(principals)])
+                      for i in itertools.count())  # fmt: skip
         self.client = httpx.Client(timeout=10)
         self.sent = 0
         self.stopped_at: int | None = None

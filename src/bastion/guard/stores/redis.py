@@ -4,18 +4,54 @@ Needs the `redis` extra. Rate-limit counters use `limits`' own Redis storage on
 the same server; everything else lives under `<prefix>:` keys. Every Redis
 failure becomes `StoreError` after a short socket timeout, so a dead Redis
 costs a request a fraction of a second, not a hang.
+
+A detector log is a list (the newest `max_items` entries, each prefixed with
+its origin) plus a counter of entries ever appended; two small Lua scripts
+keep them consistent, so the counter says which list positions hold the
+entries after a cursor and a read fetches only those. All the logs of one
+call go in one pipeline: one round trip.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from limits.storage import RedisStorage, Storage
 
 from bastion.errors import ConfigError, StoreError
-from bastion.guard.stores.base import PrincipalState, ReviewCase, resolved
+from bastion.guard.stores.base import (
+    LogAppend,
+    LogRead,
+    LogSlice,
+    PrincipalState,
+    ReviewCase,
+    resolved,
+)
 
 __all__ = ["RedisStore"]
+
+# KEYS: list, counter; ARGV: max_items, ttl in ms (0: none), items...
+_APPEND = """
+local last = redis.call('INCRBY', KEYS[2], #ARGV - 2)
+for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+if tonumber(ARGV[2]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return last
+"""
+
+# KEYS: list, counter; ARGV: cursor, limit -> {last, {entries after the cursor}}
+_READ = """
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local cursor = tonumber(ARGV[1])
+if cursor > last then cursor = 0 end
+local n = math.min(last - cursor, tonumber(ARGV[2]))
+if n <= 0 then return {last, {}} end
+return {last, redis.call('LRANGE', KEYS[1], -n, -1)}
+"""
 
 
 class RedisStore:
@@ -37,6 +73,8 @@ class RedisStore:
             url, key_prefix=f"{prefix}:limits", wrap_exceptions=True, **opts
         )
         self.url = url
+        self._append = self._r.register_script(_APPEND)
+        self._read = self._r.register_script(_READ)
 
     def _call(self, fn: Any, *args: Any) -> Any:
         try:
@@ -115,6 +153,31 @@ class RedisStore:
         start = -limit if limit else 0
         items: list[bytes] = self._call(self._r.lrange, f"{self._p}:history:{key}", start, -1)
         return items
+
+    def _log_keys(self, key: str) -> list[str]:
+        return [f"{self._p}:log:{key}", f"{self._p}:logn:{key}"]
+
+    def append_logs(self, origin: str, appends: Sequence[LogAppend]) -> None:
+        tag = bytes([len(origin)]) + origin.encode()
+        pipe = self._r.pipeline(transaction=False)
+        for a in appends:
+            if not a.items:
+                continue
+            ttl_ms = int(a.ttl_s * 1000) if a.ttl_s else 0
+            args: list[bytes | int] = [a.max_items, ttl_ms, *(tag + item for item in a.items)]
+            self._append(keys=self._log_keys(a.key), args=args, client=pipe)
+        self._call(pipe.execute)
+
+    def read_logs(self, origin: str, reads: Sequence[LogRead]) -> list[LogSlice]:
+        tag = bytes([len(origin)]) + origin.encode()
+        pipe = self._r.pipeline(transaction=False)
+        for r in reads:
+            self._read(keys=self._log_keys(r.key), args=[r.cursor, r.limit], client=pipe)
+        out = []
+        for last, raw in self._call(pipe.execute):
+            items = [e[e[0] + 1 :] for e in raw if not e.startswith(tag)]
+            out.append(LogSlice(items, int(last)))
+        return out
 
     def close(self) -> None:
         self._r.close()
