@@ -112,3 +112,10 @@ def test_redis_logs_expire_and_a_stale_cursor_reads_the_new_log_from_its_start(
     finally:
         a.close()
         b.close()
+
+
+def test_a_cold_reader_can_ask_for_its_own_entries_too(store: Store) -> None:
+    put(store, "A", "k", "a1")
+    put(store, "B", "k", "b1")
+    cold = store.read_logs("A", [LogRead("k", 0, 10, own=True)])[0]
+    assert texts(cold) == ["a1", "b1"]

@@ -83,11 +83,13 @@ class LogAppend:
 @dataclass(frozen=True)
 class LogRead:
     """Ask for the entries of `key` appended after `cursor` (0: from the start), at most the
-    newest `limit` of them."""
+    newest `limit` of them; `own` also returns the reader's own entries (a cold start, after
+    the reader forgot what it held)."""
 
     key: str
     cursor: int
     limit: int
+    own: bool = False
 
 
 @dataclass(frozen=True)

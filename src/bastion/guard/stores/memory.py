@@ -160,7 +160,7 @@ class MemoryStore:
                 for seq, who, item in reversed(buf):  # newest first, stop at the cursor
                     if seq <= cursor or last - seq >= r.limit:
                         break
-                    if who != origin:
+                    if r.own or who != origin:
                         items.append(item)
                 items.reverse()
                 out.append(LogSlice(items, last))

@@ -174,8 +174,8 @@ class RedisStore:
         for r in reads:
             self._read(keys=self._log_keys(r.key), args=[r.cursor, r.limit], client=pipe)
         out = []
-        for last, raw in self._call(pipe.execute):
-            items = [e[e[0] + 1 :] for e in raw if not e.startswith(tag)]
+        for r, (last, raw) in zip(reads, self._call(pipe.execute), strict=True):
+            items = [e[e[0] + 1 :] for e in raw if r.own or not e.startswith(tag)]
             out.append(LogSlice(items, int(last)))
         return out
 

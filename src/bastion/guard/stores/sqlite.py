@@ -235,7 +235,7 @@ class SQLiteStore:
                 (r.key, r.cursor, r.limit),
             )
             cursor = int(rows[0][0]) if rows else r.cursor
-            items = [bytes(item) for _, who, item in reversed(rows) if who != origin]
+            items = [bytes(it) for _, who, it in reversed(rows) if r.own or who != origin]
             out.append(LogSlice(items, cursor))
         return out
 

@@ -1,0 +1,124 @@
+"""Detectors on several guard replicas judge as one: two detector instances sharing a store,
+fed alternately, release exactly the evidence one instance fed everything releases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bastion.detect.extraction import ExtractionDetector, ExtractionOptions
+from bastion.detect.profile import Profile
+from bastion.detect.similarity import SimilarityDetector, SimilarityOptions
+from bastion.detect.streams import Task
+from bastion.guard.policies.detection import Observation
+from bastion.guard.request import Prediction
+from bastion.guard.stores.base import Store
+from bastion.guard.stores.memory import MemoryStore
+from bastion.guard.stores.sqlite import SQLiteStore
+
+PRINCIPALS = ("alice", "bob", "carol")
+
+
+def descent(task: Task, n: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """A score-attack-like chain: small steps on a few features at a time from one test point,
+    one row per query."""
+    rng = np.random.default_rng(seed)
+    x = task.x_test[0].astype(np.float64).copy()
+    span = task.upper - task.lower
+    for _ in range(n):
+        step = 0.02 * span * rng.choice([-1.0, 1.0], size=x.shape) * (rng.random(x.shape) < 0.1)
+        x = np.clip(x + step, task.lower, task.upper)
+        yield x[None]
+
+
+def extraction(task: Task, n: int, seed: int = 0) -> Iterator[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        yield task.lower + rng.random((1, task.lower.size)) * (task.upper - task.lower)
+
+
+def evidence(
+    task: Task, make: Callable[[], Any], stream: list[np.ndarray], replicas: int, store: Store
+) -> list[tuple[str, float]]:
+    """Per query (principal i mod 3, replica i mod R): the evidence released, as one list."""
+    dets = [make() for _ in range(replicas)]
+    out = []
+    for i, x in enumerate(stream):
+        who = PRINCIPALS[i % len(PRINCIPALS)]
+        pred = Prediction.from_scores(task.predict_proba(x))
+        ev = dets[i % replicas].observe(Observation(who, {"x": x}, pred, 1000.0 + i), store)
+        out.append((who, round(ev.amount, 6) if ev else 0.0))
+    return out
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], Store]:
+    def make(name: str) -> Store:
+        return MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / name)
+
+    return make
+
+
+@pytest.mark.parametrize("kind", ["similarity", "extraction"])
+def test_two_replicas_release_the_same_evidence_as_one(
+    cancer: Task, cancer_profile: Path, shared: Callable[[str], Store], kind: str
+) -> None:
+    profile = Profile.load(cancer_profile)
+    if kind == "similarity":
+        stream = list(descent(cancer, 90))
+        make: Callable[[], Any] = lambda: SimilarityDetector(  # noqa: E731
+            SimilarityOptions(profile="-", trigger=3.2), profile=profile
+        )
+    else:
+        stream = list(extraction(cancer, 240))
+        make = lambda: ExtractionDetector(  # noqa: E731
+            ExtractionOptions(profile="-"), profile=profile
+        )
+    one = evidence(cancer, make, stream, 1, shared("one.db"))
+    two = evidence(cancer, make, stream, 2, shared("two.db"))
+    assert sum(a for _, a in one) > 0, "the stream must raise evidence for the test to mean much"
+    assert two == one
+
+
+def test_without_the_store_two_replicas_see_less(cancer: Task, cancer_profile: Path) -> None:
+    """The control: replicas that do not share (persist off) release less, later."""
+    profile = Profile.load(cancer_profile)
+    stream = list(descent(cancer, 90))
+
+    def make(persist: bool) -> Callable[[], Any]:
+        opts = SimilarityOptions(profile="-", trigger=3.2, persist=persist)
+        return lambda: SimilarityDetector(opts, profile=profile)
+
+    one = evidence(cancer, make(True), stream, 1, MemoryStore())
+    apart = evidence(cancer, make(False), stream, 2, MemoryStore())
+    first = next(i for i, (_, a) in enumerate(one) if a > 0)
+    first_apart = next((i for i, (_, a) in enumerate(apart) if a > 0), len(stream))
+    assert first_apart > first
+
+
+def test_a_restarted_replica_rebuilds_histories_and_campaigns_from_the_logs(
+    cancer: Task, cancer_profile: Path, tmp_path: Path
+) -> None:
+    profile = Profile.load(cancer_profile)
+    opts = SimilarityOptions(profile="-", trigger=3.2)
+    stream = list(descent(cancer, 90))
+    reference = evidence(cancer, lambda: SimilarityDetector(opts, profile=profile), stream, 1,
+                         MemoryStore())  # fmt: skip
+    store = SQLiteStore(tmp_path / "s.db")
+    first = evidence(cancer, lambda: SimilarityDetector(opts, profile=profile), stream[:60], 1,
+                     store)  # fmt: skip
+    store.close()
+    store = SQLiteStore(tmp_path / "s.db")  # a new process: empty memory, new origin
+    det = SimilarityDetector(opts, profile=profile)
+    rest = []
+    for i, x in enumerate(stream[60:], start=60):
+        who = PRINCIPALS[i % 3]
+        pred = Prediction.from_scores(cancer.predict_proba(x))
+        ev = det.observe(Observation(who, {"x": x}, pred, 1000.0 + i), store)
+        rest.append((who, round(ev.amount, 6) if ev else 0.0))
+    store.close()
+    assert first + rest == reference
