@@ -119,3 +119,33 @@ def test_a_cold_reader_can_ask_for_its_own_entries_too(store: Store) -> None:
     put(store, "B", "k", "b1")
     cold = store.read_logs("A", [LogRead("k", 0, 10, own=True)])[0]
     assert texts(cold) == ["a1", "b1"]
+
+
+@pytest.mark.redis
+def test_redis_reloads_its_scripts_when_the_server_lost_them(redis_url: str) -> None:
+    import redis
+
+    from bastion.guard.stores.redis import RedisStore
+
+    store = RedisStore(redis_url)
+    try:
+        put(store, "A", "k", "a1")
+        redis.Redis.from_url(redis_url).script_flush()  # what a restarted server looks like
+        put(store, "A", "k", "a2")
+        assert texts(read(store, "B", "k", 0)) == ["a1", "a2"]
+    finally:
+        store.close()
+
+
+def test_a_dead_redis_is_a_store_error_for_logs(tmp_path: Path) -> None:
+    pytest.importorskip("redis")
+    from bastion.errors import StoreError
+    from bastion.guard.stores.redis import RedisStore
+    from tests.guard.servers import free_port
+
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2)  # nothing listens
+    with pytest.raises(StoreError):
+        put(store, "A", "k", "a1")
+    with pytest.raises(StoreError):
+        read(store, "A", "k", 0)
+    store.close()

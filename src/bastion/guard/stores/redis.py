@@ -14,7 +14,8 @@ call go in one pipeline: one round trip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from limits.storage import RedisStorage, Storage
@@ -73,8 +74,8 @@ class RedisStore:
             url, key_prefix=f"{prefix}:limits", wrap_exceptions=True, **opts
         )
         self.url = url
-        self._append = self._r.register_script(_APPEND)
-        self._read = self._r.register_script(_READ)
+        self._noscript: type[Exception] = redis.exceptions.NoScriptError
+        self._sha = {lua: hashlib.sha1(lua.encode(), usedforsecurity=False).hexdigest() for lua in (_APPEND, _READ)}
 
     def _call(self, fn: Any, *args: Any) -> Any:
         try:
@@ -157,24 +158,48 @@ class RedisStore:
     def _log_keys(self, key: str) -> list[str]:
         return [f"{self._p}:log:{key}", f"{self._p}:logn:{key}"]
 
+    def _scripted(self, queue: Callable[[Any], None]) -> list[Any]:
+        """Run a pipeline of EVALSHA calls in one round trip; load the scripts (once, or again
+        after Redis lost them in a restart) only when Redis says it does not know them.
+        redis-py's own Script objects would ask SCRIPT EXISTS first: a second round trip."""
+        for attempt in (1, 2):
+            pipe = self._r.pipeline(transaction=False)
+            queue(pipe)
+            try:
+                result: list[Any] = pipe.execute()
+                return result
+            except self._noscript:
+                if attempt == 2:
+                    raise
+                for lua in self._sha:
+                    self._call(self._r.script_load, lua)
+            except self._errors as exc:
+                raise StoreError(f"Redis store {self.url}: {exc}") from None
+        return []  # not reached
+
     def append_logs(self, origin: str, appends: Sequence[LogAppend]) -> None:
         tag = bytes([len(origin)]) + origin.encode()
-        pipe = self._r.pipeline(transaction=False)
-        for a in appends:
-            if not a.items:
-                continue
-            ttl_ms = int(a.ttl_s * 1000) if a.ttl_s else 0
-            args: list[bytes | int] = [a.max_items, ttl_ms, *(tag + item for item in a.items)]
-            self._append(keys=self._log_keys(a.key), args=args, client=pipe)
-        self._call(pipe.execute)
+        sha = self._sha[_APPEND]
+
+        def queue(pipe: Any) -> None:
+            for a in appends:
+                if a.items:
+                    ttl_ms = int(a.ttl_s * 1000) if a.ttl_s else 0
+                    items = (tag + item for item in a.items)
+                    pipe.evalsha(sha, 2, *self._log_keys(a.key), a.max_items, ttl_ms, *items)
+
+        self._scripted(queue)
 
     def read_logs(self, origin: str, reads: Sequence[LogRead]) -> list[LogSlice]:
         tag = bytes([len(origin)]) + origin.encode()
-        pipe = self._r.pipeline(transaction=False)
-        for r in reads:
-            self._read(keys=self._log_keys(r.key), args=[r.cursor, r.limit], client=pipe)
+        sha = self._sha[_READ]
+
+        def queue(pipe: Any) -> None:
+            for r in reads:
+                pipe.evalsha(sha, 2, *self._log_keys(r.key), r.cursor, r.limit)
+
         out = []
-        for r, (last, raw) in zip(reads, self._call(pipe.execute), strict=True):
+        for r, (last, raw) in zip(reads, self._scripted(queue), strict=True):
             items = [e[e[0] + 1 :] for e in raw if r.own or not e.startswith(tag)]
             out.append(LogSlice(items, int(last)))
         return out
