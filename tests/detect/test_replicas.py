@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bastion.detect.extraction import ExtractionDetector, ExtractionOptions
+from bastion.detect.fingerprint import FingerprintDetector, FingerprintOptions
 from bastion.detect.profile import Profile
 from bastion.detect.similarity import SimilarityDetector, SimilarityOptions
 from bastion.detect.streams import Task
@@ -63,23 +64,29 @@ def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], St
     return make
 
 
-@pytest.mark.parametrize("kind", ["similarity", "extraction"])
+@pytest.mark.parametrize("kind", ["similarity", "extraction", "fingerprint"])
 def test_two_replicas_release_the_same_evidence_as_one(
-    cancer: Task, cancer_profile: Path, shared: Callable[[str], Store], kind: str
+    cancer: Task,
+    cancer_profile: Path,
+    digits: Task,
+    shared: Callable[[str], Store],
+    kind: str,
 ) -> None:
     profile = Profile.load(cancer_profile)
-    if kind == "similarity":
+    task = digits if kind == "fingerprint" else cancer
+    make: Callable[[], Any]
+    if kind == "fingerprint":  # images; the salt is shared configuration, as it must be
+        stream = list(descent(digits, 60))
+        make = lambda: FingerprintDetector(FingerprintOptions(salt="shared-secret"))  # noqa: E731
+    elif kind == "similarity":
+        opts = SimilarityOptions(profile="-", trigger=3.2)
         stream = list(descent(cancer, 90))
-        make: Callable[[], Any] = lambda: SimilarityDetector(  # noqa: E731
-            SimilarityOptions(profile="-", trigger=3.2), profile=profile
-        )
+        make = lambda: SimilarityDetector(opts, profile=profile)  # noqa: E731
     else:
         stream = list(extraction(cancer, 240))
-        make = lambda: ExtractionDetector(  # noqa: E731
-            ExtractionOptions(profile="-"), profile=profile
-        )
-    one = evidence(cancer, make, stream, 1, shared("one.db"))
-    two = evidence(cancer, make, stream, 2, shared("two.db"))
+        make = lambda: ExtractionDetector(ExtractionOptions(profile="-"), profile=profile)  # noqa: E731
+    one = evidence(task, make, stream, 1, shared("one.db"))
+    two = evidence(task, make, stream, 2, shared("two.db"))
     assert sum(a for _, a in one) > 0, "the stream must raise evidence for the test to mean much"
     assert two == one
 
@@ -122,3 +129,10 @@ def test_a_restarted_replica_rebuilds_histories_and_campaigns_from_the_logs(
         rest.append((who, round(ev.amount, 6) if ev else 0.0))
     store.close()
     assert first + rest == reference
+
+
+def test_fingerprints_are_shared_only_under_a_configured_salt() -> None:
+    """A random salt differs per process: its fingerprints would mean nothing elsewhere."""
+    assert FingerprintDetector(FingerprintOptions(salt="s")).shared
+    assert not FingerprintDetector(FingerprintOptions()).shared
+    assert not FingerprintDetector(FingerprintOptions(salt="s", persist=False)).shared

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from bastion.detect.history import Entry
 from bastion.guard.stores.base import LogAppend, LogRead, Store
 
-__all__ = ["LOG_TTL_S", "Feed", "pull", "push"]
+__all__ = ["LOG_TTL_S", "Feed", "pull", "pull_raw", "push", "push_raw"]
 
 LOG_TTL_S = 7 * 24 * 3600.0  # a log nobody appended to for this long is dropped (Redis)
 
@@ -36,14 +36,32 @@ class Feed:
     warm: bool = False
 
 
-def pull(store: Store, origin: str, feeds: Sequence[Feed]) -> list[list[Entry]]:
+def pull_raw(store: Store, origin: str, feeds: Sequence[Feed]) -> list[list[bytes]]:
     """What other replicas appended to each feed since its cursor, in one store call."""
     reads = [LogRead(f.key, f.cursor, f.capacity, own=not f.warm) for f in feeds]
     out = []
     for f, got in zip(feeds, store.read_logs(origin, reads), strict=True):
         f.cursor, f.warm = got.cursor, True
-        out.append([Entry.from_bytes(raw) for raw in got.items])
+        out.append(got.items)
     return out
+
+
+def push_raw(
+    store: Store,
+    origin: str,
+    feeds: Sequence[Feed],
+    items: Sequence[bytes],
+    ttl_s: float | None = None,
+) -> None:
+    """Append the same encoded entries to every feed's log, in one store call."""
+    if items:
+        ttl = ttl_s or LOG_TTL_S
+        store.append_logs(origin, [LogAppend(f.key, items, f.capacity, ttl) for f in feeds])
+
+
+def pull(store: Store, origin: str, feeds: Sequence[Feed]) -> list[list[Entry]]:
+    """`pull_raw`, decoded as history entries."""
+    return [[Entry.from_bytes(r) for r in got] for got in pull_raw(store, origin, feeds)]
 
 
 def push(
@@ -53,9 +71,5 @@ def push(
     entries: Sequence[Entry],
     ttl_s: float | None = None,
 ) -> None:
-    """Append the same entries to every feed's log, in one store call."""
-    if not entries:
-        return
-    raw = [e.to_bytes() for e in entries]
-    ttl = ttl_s or LOG_TTL_S
-    store.append_logs(origin, [LogAppend(f.key, raw, f.capacity, ttl) for f in feeds])
+    """`push_raw` for history entries."""
+    push_raw(store, origin, feeds, [e.to_bytes() for e in entries], ttl_s)

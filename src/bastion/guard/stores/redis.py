@@ -75,7 +75,10 @@ class RedisStore:
         )
         self.url = url
         self._noscript: type[Exception] = redis.exceptions.NoScriptError
-        self._sha = {lua: hashlib.sha1(lua.encode(), usedforsecurity=False).hexdigest() for lua in (_APPEND, _READ)}
+        self._sha = {
+            lua: hashlib.sha1(lua.encode(), usedforsecurity=False).hexdigest()
+            for lua in (_APPEND, _READ)
+        }
 
     def _call(self, fn: Any, *args: Any) -> Any:
         try:
