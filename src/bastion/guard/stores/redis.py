@@ -33,7 +33,15 @@ from bastion.guard.stores.base import (
 __all__ = ["RedisStore"]
 
 # KEYS: list, counter; ARGV: max_items, ttl in ms (0: none), items...
+# A new counter starts at the server's clock in microseconds, not at 0: after a Redis restart
+# (or an expiry) the new log's numbers are above every cursor handed out for the old one, so
+# a replica that held a cursor into the old log reads the whole new log instead of skipping
+# its first entries.
 _APPEND = """
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
+end
 local last = redis.call('INCRBY', KEYS[2], #ARGV - 2)
 for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
