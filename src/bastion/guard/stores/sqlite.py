@@ -40,6 +40,7 @@ CREATE INDEX IF NOT EXISTS history_key ON history(key, id);
 CREATE TABLE IF NOT EXISTS logs (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT, origin TEXT,
     item BLOB);
 CREATE INDEX IF NOT EXISTS logs_key ON logs(key, seq);
+CREATE TABLE IF NOT EXISTS log_sizes (key TEXT PRIMARY KEY, n INTEGER);
 """
 
 
@@ -218,11 +219,19 @@ class SQLiteStore:
                     "INSERT INTO logs(key, origin, item) VALUES (?, ?, ?)",
                     [(a.key, origin, item) for item in a.items],
                 )
-                conn.execute(
-                    "DELETE FROM logs WHERE key = ? AND seq <= "
-                    "(SELECT seq FROM logs WHERE key = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                    (a.key, a.key, a.max_items),
-                )
+                # a size per key makes trimming cost the rows removed, not the rows kept
+                (n,) = conn.execute(
+                    "INSERT INTO log_sizes(key, n) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                    "SET n = n + excluded.n RETURNING n",
+                    (a.key, len(a.items)),
+                ).fetchone()
+                if n > a.max_items:
+                    conn.execute(
+                        "DELETE FROM logs WHERE seq IN "
+                        "(SELECT seq FROM logs WHERE key = ? ORDER BY seq LIMIT ?)",
+                        (a.key, n - a.max_items),
+                    )
+                    conn.execute("UPDATE log_sizes SET n = ? WHERE key = ?", (a.max_items, a.key))
 
         self._db.transaction(work)
 
