@@ -136,3 +136,33 @@ def test_fingerprints_are_shared_only_under_a_configured_salt() -> None:
     assert FingerprintDetector(FingerprintOptions(salt="s")).shared
     assert not FingerprintDetector(FingerprintOptions()).shared
     assert not FingerprintDetector(FingerprintOptions(salt="s", persist=False)).shared
+
+
+def test_threads_on_two_replicas_neither_lose_nor_duplicate_queries(
+    cancer: Task, cancer_profile: Path, tmp_path: Path
+) -> None:
+    """The in-process wrapper may call a detector from several threads at once (SQLite lets
+    them run while one waits on the file, which is where an unguarded cursor would race)."""
+    import threading
+
+    profile = Profile.load(cancer_profile)
+    store = SQLiteStore(tmp_path / "s.db")
+    opts = SimilarityOptions(profile="-", trigger=3.2)
+    a, b = (SimilarityDetector(opts, profile=profile) for _ in range(2))
+    xs = list(extraction(cancer, 200, seed=5))
+    pred = Prediction.from_scores(cancer.predict_proba(xs[0]))
+
+    def send(k: int) -> None:
+        for i in range(k, len(xs), 4):
+            (a if k % 2 else b).observe(Observation("p", {"x": xs[i]}, pred, 1.0 + i), store)
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    last = Observation("p", {"x": xs[0] + 1.0}, pred, 500.0)
+    a.observe(last, store)  # pulls everything b remembered, then adds its own
+    store.close()
+    assert a.tracks["p"].ring.size == len(xs) + 1
+    assert a.global_ring.size == len(xs) + 1

@@ -23,6 +23,7 @@ union, whichever replica answers it.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import OrderedDict, deque
 from typing import Any, ClassVar
@@ -82,6 +83,7 @@ class ExtractionDetector:
         self.cell_sq = (self.cells * self.cells).sum(1)
         self.states: OrderedDict[str, _Principal] = OrderedDict()
         self.origin = uuid.uuid4().hex[:16]  # this replica, in the shared logs
+        self._lock = threading.Lock()  # pull, judge, push: one step per process
 
     def memory_bytes(self) -> int:
         """Bytes held per principal: its history ring plus the distance list."""
@@ -148,6 +150,12 @@ class ExtractionDetector:
         return failed
 
     def observe(self, obs: Observation, store: Store) -> Evidence | None:
+        # threads of one process (the in-process wrapper) would otherwise pull the same
+        # entries twice or interleave their updates of one ring
+        with self._lock:
+            return self._observe(obs, store)
+
+    def _observe(self, obs: Observation, store: Store) -> Evidence | None:
         x = next(iter(obs.inputs.values()))
         vecs = self.profile.encode(x)
         labels = np.asarray(obs.prediction.labels).reshape(-1)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import threading
 import uuid
 from collections import OrderedDict
 from typing import Any, ClassVar
@@ -116,6 +117,7 @@ class FingerprintDetector:
         self.feeds: dict[str, Feed] = {}
         self.global_feed = Feed(f"{self.name}:global", options.global_history)
         self.origin = uuid.uuid4().hex[:16]  # this replica, in the shared logs
+        self._lock = threading.Lock()  # pull, judge, push: one step per process
         self.shared = options.persist and bool(options.salt)  # a random salt is per process
 
     def _salt(self, n: int) -> npt.NDArray[np.float32]:
@@ -176,6 +178,12 @@ class FingerprintDetector:
         return feeds
 
     def observe(self, obs: Observation, store: Store) -> Evidence | None:
+        # threads of one process (the in-process wrapper) would otherwise pull the same
+        # entries twice or interleave their updates of one ring
+        with self._lock:
+            return self._observe(obs, store)
+
+    def _observe(self, obs: Observation, store: Store) -> Evidence | None:
         x = np.asarray(next(iter(obs.inputs.values())))
         rows = x.reshape(x.shape[0] if x.ndim > 1 else 1, -1)
         own = self._index(obs.principal)

@@ -16,6 +16,7 @@ its queries, as on one replica.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import OrderedDict
 from typing import Any, ClassVar
@@ -85,6 +86,7 @@ class SimilarityDetector:
         self.global_ring = Ring(options.global_history, self.profile.dim, options.ttl_s)
         self.global_feed = Feed(f"{self.name}:global", options.global_history)
         self.origin = uuid.uuid4().hex[:16]  # this replica, in the shared logs
+        self._lock = threading.Lock()  # pull, judge, push: one step per process
 
     def _track(self, principal: str) -> _Track:
         track = self.tracks.get(principal)
@@ -119,6 +121,12 @@ class SimilarityDetector:
         return Ring(self.opts.history, self.profile.dim).nbytes
 
     def observe(self, obs: Observation, store: Store) -> Evidence | None:
+        # threads of one process (the in-process wrapper) would otherwise pull the same
+        # entries twice or interleave their updates of one ring
+        with self._lock:
+            return self._observe(obs, store)
+
+    def _observe(self, obs: Observation, store: Store) -> Evidence | None:
         x = next(iter(obs.inputs.values()))
         vecs = self.profile.encode(x)
         labels = np.asarray(obs.prediction.labels).reshape(-1)
