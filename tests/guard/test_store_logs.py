@@ -153,3 +153,11 @@ def test_a_dead_redis_is_a_store_error_for_logs(tmp_path: Path) -> None:
     with pytest.raises(StoreError):
         read(store, "A", "k", 0)
     store.close()
+
+
+def test_a_read_can_append_in_the_same_call_after_reading(store: Store) -> None:
+    put(store, "B", "k", "b1")
+    got = store.read_logs("A", [LogRead("k", 0, 10)], [LogAppend("k", [b"a1"], 10)])
+    assert [texts(s) for s in got] == [["b1"]]  # what was there before A's own entry
+    assert texts(read(store, "B", "k", 0)) == ["a1"]
+    assert read(store, "A", "k", got[0].cursor).items == []  # A's own entry is not handed back

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from bastion.detect.feeds import Feed, pull, push
+from bastion.detect.feeds import Feed, pull
 from bastion.detect.history import Entry, Ring, owner_id
 from bastion.detect.profile import Profile
 from bastion.detect.similarity import load_profile
@@ -101,9 +101,10 @@ class ExtractionDetector:
             self.states.move_to_end(principal)
         return st
 
-    def _sync(self, st: _Principal, store: Store) -> None:
-        """Replay the principal's queries other replicas answered since the last look."""
-        for e in pull(store, self.origin, [st.feed])[0]:
+    def _sync(self, st: _Principal, store: Store, mine: list[Entry]) -> None:
+        """Replay the principal's queries other replicas answered since the last look, and
+        hand over this request's (nothing in them depends on the others): one round trip."""
+        for e in pull(store, self.origin, [st.feed], then_push=mine)[0]:
             self._update(st, e.vector, e.label)
             st.ring.add(e)
 
@@ -160,20 +161,18 @@ class ExtractionDetector:
         vecs = self.profile.encode(x)
         labels = np.asarray(obs.prediction.labels).reshape(-1)
         st = self._state(obs.principal)
-        if self.opts.persist:
-            self._sync(st, store)
         me = owner_id(obs.principal)
-        due = False
-        entries = []
-        for i, v in enumerate(vecs):
-            label = int(labels[i]) if i < labels.size else -1
-            self._update(st, v, label)
-            e = Entry(v, obs.time, me, label, 0, 0.0)
-            st.ring.add(e)
-            entries.append(e)
-            due = due or st.n % self.opts.check_every == 0
+        entries = [
+            Entry(v, obs.time, me, int(labels[i]) if i < labels.size else -1, 0, 0.0)
+            for i, v in enumerate(vecs)
+        ]
         if self.opts.persist:
-            push(store, self.origin, [st.feed], entries)
+            self._sync(st, store, entries)
+        due = False
+        for e in entries:
+            self._update(st, e.vector, e.label)
+            st.ring.add(e)
+            due = due or st.n % self.opts.check_every == 0
         if not due:
             return None
         failed = self.verdict(st)

@@ -36,11 +36,19 @@ class Feed:
     warm: bool = False
 
 
-def pull_raw(store: Store, origin: str, feeds: Sequence[Feed]) -> list[list[bytes]]:
-    """What other replicas appended to each feed since its cursor, in one store call."""
+def pull_raw(
+    store: Store,
+    origin: str,
+    feeds: Sequence[Feed],
+    then_push: Sequence[bytes] = (),
+    ttl_s: float | None = None,
+) -> list[list[bytes]]:
+    """What other replicas appended to each feed since its cursor, in one store call; entries
+    that do not depend on what is pulled can be pushed to every feed in the same call."""
     reads = [LogRead(f.key, f.cursor, f.capacity, own=not f.warm) for f in feeds]
+    appends = _appends(feeds, then_push, ttl_s)
     out = []
-    for f, got in zip(feeds, store.read_logs(origin, reads), strict=True):
+    for f, got in zip(feeds, store.read_logs(origin, reads, appends), strict=True):
         f.cursor, f.warm = got.cursor, True
         out.append(got.items)
     return out
@@ -55,13 +63,26 @@ def push_raw(
 ) -> None:
     """Append the same encoded entries to every feed's log, in one store call."""
     if items:
-        ttl = ttl_s or LOG_TTL_S
-        store.append_logs(origin, [LogAppend(f.key, items, f.capacity, ttl) for f in feeds])
+        store.append_logs(origin, _appends(feeds, items, ttl_s))
 
 
-def pull(store: Store, origin: str, feeds: Sequence[Feed]) -> list[list[Entry]]:
+def _appends(feeds: Sequence[Feed], items: Sequence[bytes], ttl_s: float | None) -> list[LogAppend]:
+    if not items:
+        return []
+    return [LogAppend(f.key, items, f.capacity, ttl_s or LOG_TTL_S) for f in feeds]
+
+
+def pull(
+    store: Store,
+    origin: str,
+    feeds: Sequence[Feed],
+    then_push: Sequence[Entry] = (),
+    ttl_s: float | None = None,
+) -> list[list[Entry]]:
     """`pull_raw`, decoded as history entries."""
-    return [[Entry.from_bytes(r) for r in got] for got in pull_raw(store, origin, feeds)]
+    raw = [e.to_bytes() for e in then_push]
+    got = pull_raw(store, origin, feeds, raw, ttl_s)
+    return [[Entry.from_bytes(r) for r in items] for items in got]
 
 
 def push(

@@ -134,10 +134,14 @@ class Store(Protocol):
 
     # bounded logs read incrementally, so replicas exchange detector histories; sequence
     # numbers grow per key; a cursor past the log's end (the log expired, or the server lost
-    # it) reads the log from its start again; all keys of one call cost one round trip
+    # it) reads the log from its start again; all keys of one call cost one round trip;
+    # `then_append` appends after reading, in the same round trip (for entries that do not
+    # depend on what is read)
     def append_logs(self, origin: str, appends: Sequence[LogAppend]) -> None: ...
 
-    def read_logs(self, origin: str, reads: Sequence[LogRead]) -> list[LogSlice]: ...
+    def read_logs(
+        self, origin: str, reads: Sequence[LogRead], then_append: Sequence[LogAppend] = ()
+    ) -> list[LogSlice]: ...
 
     def close(self) -> None: ...
 

@@ -150,7 +150,9 @@ class MemoryStore:
                     buf.append((last, origin, item))
                 self._logs[a.key] = (buf, last)
 
-    def read_logs(self, origin: str, reads: Sequence[LogRead]) -> list[LogSlice]:
+    def read_logs(
+        self, origin: str, reads: Sequence[LogRead], then_append: Sequence[LogAppend] = ()
+    ) -> list[LogSlice]:
         out = []
         with self._lock:
             for r in reads:
@@ -164,6 +166,8 @@ class MemoryStore:
                         items.append(item)
                 items.reverse()
                 out.append(LogSlice(items, last))
+        if then_append:
+            self.append_logs(origin, then_append)
         return out
 
     def close(self) -> None:

@@ -188,29 +188,32 @@ class RedisStore:
                 raise StoreError(f"Redis store {self.url}: {exc}") from None
         return []  # not reached
 
+    def _queue_appends(self, pipe: Any, tag: bytes, appends: Sequence[LogAppend]) -> None:
+        sha = self._sha[_APPEND]
+        for a in appends:
+            if a.items:
+                ttl_ms = int(a.ttl_s * 1000) if a.ttl_s else 0
+                items = (tag + item for item in a.items)
+                pipe.evalsha(sha, 2, *self._log_keys(a.key), a.max_items, ttl_ms, *items)
+
     def append_logs(self, origin: str, appends: Sequence[LogAppend]) -> None:
         tag = bytes([len(origin)]) + origin.encode()
-        sha = self._sha[_APPEND]
+        self._scripted(lambda pipe: self._queue_appends(pipe, tag, appends))
 
-        def queue(pipe: Any) -> None:
-            for a in appends:
-                if a.items:
-                    ttl_ms = int(a.ttl_s * 1000) if a.ttl_s else 0
-                    items = (tag + item for item in a.items)
-                    pipe.evalsha(sha, 2, *self._log_keys(a.key), a.max_items, ttl_ms, *items)
-
-        self._scripted(queue)
-
-    def read_logs(self, origin: str, reads: Sequence[LogRead]) -> list[LogSlice]:
+    def read_logs(
+        self, origin: str, reads: Sequence[LogRead], then_append: Sequence[LogAppend] = ()
+    ) -> list[LogSlice]:
         tag = bytes([len(origin)]) + origin.encode()
         sha = self._sha[_READ]
 
         def queue(pipe: Any) -> None:
             for r in reads:
                 pipe.evalsha(sha, 2, *self._log_keys(r.key), r.cursor, r.limit)
+            self._queue_appends(pipe, tag, then_append)
 
         out = []
-        for r, (last, raw) in zip(reads, self._scripted(queue), strict=True):
+        results = self._scripted(queue)[: len(reads)]
+        for r, (last, raw) in zip(reads, results, strict=True):
             items = [e[e[0] + 1 :] for e in raw if r.own or not e.startswith(tag)]
             out.append(LogSlice(items, int(last)))
         return out

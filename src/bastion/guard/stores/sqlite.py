@@ -235,7 +235,9 @@ class SQLiteStore:
 
         self._db.transaction(work)
 
-    def read_logs(self, origin: str, reads: Sequence[LogRead]) -> list[LogSlice]:
+    def read_logs(
+        self, origin: str, reads: Sequence[LogRead], then_append: Sequence[LogAppend] = ()
+    ) -> list[LogSlice]:
         out = []
         for r in reads:
             rows = self._db.run(
@@ -246,6 +248,8 @@ class SQLiteStore:
             cursor = int(rows[0][0]) if rows else r.cursor
             items = [bytes(it) for _, who, it in reversed(rows) if r.own or who != origin]
             out.append(LogSlice(items, cursor))
+        if then_append:
+            self.append_logs(origin, then_append)
         return out
 
     def close(self) -> None:
