@@ -152,8 +152,10 @@ def main() -> None:
                 ping.ping()
                 rtt.append(time.perf_counter() - t0)
             ping.close()
-            print(f"one Redis round trip (PING), p50: {1000 * float(np.median(rtt)):.3f} ms; "
-                  "sharing costs 2 per detector and query (pull, push)")  # fmt: skip
+            print(
+                f"one Redis round trip (PING), p50: {1000 * float(np.median(rtt)):.3f} ms; "
+                "sharing takes 2 per query for similarity (pull, push), 1 for extraction"
+            )
         else:
             print("redis-server not on PATH: no Redis rows (apt-get install redis-server)")
         print(
