@@ -166,3 +166,51 @@ def test_threads_on_two_replicas_neither_lose_nor_duplicate_queries(
     store.close()
     assert a.tracks["p"].ring.size == len(xs) + 1
     assert a.global_ring.size == len(xs) + 1
+
+
+@pytest.mark.redis
+@pytest.mark.network
+def test_replicas_share_again_after_redis_restarts_empty(
+    cancer: Task, cancer_profile: Path, tmp_path: Path
+) -> None:
+    """A restarted Redis has lost the logs and numbers them anew; the replicas' old cursors
+    must not make them skip the new log's first entries."""
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not on PATH (apt-get install redis-server)")
+    pytest.importorskip("redis")
+    from bastion.errors import StoreError
+    from bastion.guard.stores.redis import RedisStore
+    from tests.reliability import processes as P
+
+    profile = Profile.load(cancer_profile)
+    opts = SimilarityOptions(profile="-", trigger=3.2)
+    a, b = (SimilarityDetector(opts, profile=profile) for _ in range(2))
+    server = P.redis(tmp_path)
+    xs = list(extraction(cancer, 80, seed=9))
+    pred = Prediction.from_scores(cancer.predict_proba(xs[0]))
+    with P.running(server):
+        url = f"redis://127.0.0.1:{server.port}/0"
+        sa, sb = RedisStore(url, timeout_s=0.3), RedisStore(url, timeout_s=0.3)
+
+        def send(det: SimilarityDetector, store: Store, i: int) -> None:
+            det.observe(Observation("p", {"x": xs[i]}, pred, 1.0 + i), store)
+
+        for i in range(30):
+            if i % 2 == 0:
+                send(a, sa, i)
+            else:
+                send(b, sb, i)
+        assert b.tracks["p"].ring.size == 30
+        server.kill()
+        with pytest.raises(StoreError):
+            send(a, sa, 30)
+        server.start()  # same port, empty
+        for i in range(31, 71):  # the new logs grow past b's old cursors before b looks
+            send(a, sa, i)
+        send(b, sb, 71)
+        assert b.tracks["p"].ring.size == 30 + 41  # every answered query, none skipped
+        assert b.global_ring.size == 30 + 41
+        sa.close()
+        sb.close()
