@@ -5,7 +5,8 @@ store (capped at the ring's size), and before each judgement the detector
 pulls what other replicas appended since its cursor. Every replica thus
 searches the union of all replicas' queries, a restarted guard rebuilds its
 rings from the logs, and the cost is one store round trip to pull and one to
-push, whatever the number of logs a query touches.
+push, whatever the number of logs a query touches — or a single one, when the
+entries to push do not depend on what the pull brings (`then_push`).
 """
 
 from __future__ import annotations
