@@ -13,6 +13,9 @@ import yaml
 
 from bastion.guard import Guard, load_config
 from bastion.guard.adapters.proxy import GuardProxy
+from bastion.guard.stores.base import Store
+from bastion.guard.stores.memory import MemoryStore
+from bastion.guard.stores.sqlite import SQLiteStore
 from tests.guard.servers import ThreadServer, iris_model, model_app, redis_server
 
 KEYS = {
@@ -132,3 +135,18 @@ def proxy(write_config: Callable[..., Path], upstream: str) -> Callable[..., Any
     yield start
     for s in servers:
         s.__exit__(None, None, None)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each of the three built-in stores in turn (Redis: a real server, skipped if absent)."""
+    if request.param == "memory":
+        s: Store = MemoryStore()
+    elif request.param == "sqlite":
+        s = SQLiteStore(tmp_path / "s.db")
+    else:
+        from bastion.guard.stores.redis import RedisStore
+
+        s = RedisStore(request.getfixturevalue("redis_url"))
+    yield s
+    s.close()

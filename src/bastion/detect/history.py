@@ -1,10 +1,8 @@
 """Bounded query histories: a numpy ring buffer searched exactly, persisted through the store.
 
 The search runs over an in-process array so one query costs a single
-matrix-vector product, whatever the store. Every entry is also appended to
-the guard's store (`append_history`, capped at the same size), so a restarted
-guard — or another replica seeing a principal for the first time — rebuilds
-the ring from the store instead of forgetting a campaign.
+matrix-vector product, whatever the store. Entries travel between guard
+replicas (and survive restarts) as bytes in the store's logs; see `feeds`.
 """
 
 from __future__ import annotations
@@ -17,11 +15,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bastion.guard.stores.base import Store
-
 __all__ = ["Entry", "Neighbours", "Ring", "owner_id"]
 
-_HEAD = struct.Struct("<dqiifB")  # time, owner, label, depth, step, suspect
+_HEAD = struct.Struct("<dqiiffB")  # time, owner, label, depth, step, score, suspect
 
 
 @dataclass(frozen=True)
@@ -35,16 +31,22 @@ class Entry:
     depth: int
     step: float
     suspect: bool = False  # its principal was already under suspicion when it was sent
+    score: float = 0.0  # what it added to its principal's campaign window
 
     def to_bytes(self) -> bytes:
-        head = _HEAD.pack(self.time, self.owner, self.label, self.depth, self.step, self.suspect)
-        return head + self.vector.astype(np.float16).tobytes()
+        head = _HEAD.pack(
+            self.time, self.owner, self.label, self.depth, self.step, self.score, self.suspect
+        )
+        # float32, not float16: a replica pulling this entry must measure the same distances
+        # as the replica that wrote it (float16 rounding is as large as the radius·1e-3 that
+        # tells a verbatim repeat from a new query)
+        return head + self.vector.astype(np.float32).tobytes()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Entry:
-        t, owner, label, depth, step, suspect = _HEAD.unpack_from(raw)
-        vec = np.frombuffer(raw[_HEAD.size :], dtype=np.float16).astype(np.float32)
-        return cls(vec, t, owner, label, depth, step, bool(suspect))
+        t, owner, label, depth, step, score, suspect = _HEAD.unpack_from(raw)
+        vec = np.frombuffer(raw[_HEAD.size :], dtype=np.float32).copy()
+        return cls(vec, t, owner, label, depth, step, bool(suspect), score)
 
 
 @dataclass(frozen=True)
@@ -126,13 +128,6 @@ class Ring:
 
     def values(self) -> npt.NDArray[np.float32]:
         return self.vec[: self.size]
-
-    def load(self, store: Store, key: str) -> None:
-        for raw in store.read_history(key, self.capacity):
-            self.add(Entry.from_bytes(raw))
-
-    def persist(self, store: Store, key: str, e: Entry) -> None:
-        store.append_history(key, e.to_bytes(), self.capacity)
 
 
 _EMPTY = Neighbours(
