@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bastion.errors import BastionError, TargetError
+from bastion.errors import TargetError
 from bastion.target.base import OutputKind, QueryResult, TargetInfo
 from tests.guard.servers import ThreadServer, model_app
 from tests.reliability import processes as P
@@ -94,12 +94,10 @@ def _campaign(task: Any, target: Spread) -> bool:
     x0 = task.x_test[victims(SimpleNamespace(task=task), 1)[0]]
     space = InputSpace.build(30, (task.lower.tolist(), task.upper.tolist()))
     attack = registry("attacks").get("simba-pixel")(eps=task.eps_l2)
-    try:
-        attack.run(Oracle(target, space=space), AttackData(space=space, x=x0[None]), budget=300,
-                   seed=0)  # fmt: skip
-    except BastionError:
-        return True
-    return False
+    result = attack.run(
+        Oracle(target, space=space), AttackData(space=space, x=x0[None]), budget=300, seed=0
+    )
+    return "stopped_by_endpoint" in result.params  # the endpoint stopped it, it says where
 
 
 def _extraction(task: Any, target: Spread, budget: int = 600, clients: int = 1) -> bool:
