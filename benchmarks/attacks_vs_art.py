@@ -4,6 +4,8 @@ Benchmark-only peer, not a bastion dependency:
 
     pip install adversarial-robustness-toolbox  # into the dev venv
     PYTHONPATH=src python benchmarks/attacks_vs_art.py [--points 100] [--quick]
+        [--models digits-mlp,digits-svc,cancer-gbm] [--attacks square-linf,...]
+        [--only evasion|extraction]
 
 Models: an MLP and an RBF-SVC on scikit-learn's digits (pixels scaled to
 [0, 1]), a gradient-boosting model on scikit-learn's breast-cancer data
@@ -286,6 +288,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20 points, digits-mlp only")
     parser.add_argument("--models", help="comma-separated subset, e.g. cancer-gbm")
     parser.add_argument("--only", choices=["evasion", "extraction"], help="run one part")
+    parser.add_argument("--attacks", help="comma-separated subset, e.g. square-linf")
     parser.add_argument("--extraction-seeds", type=int, default=3, help="runs averaged")
     args = parser.parse_args()
     points = 20 if args.quick else args.points
@@ -305,6 +308,8 @@ def main() -> None:
             kinds = ["hopskipjump-l2", "square-linf", "simba-pixel"]
             if case.domain is Domain.IMAGE:
                 kinds.append("simba-dct")
+            if args.attacks:
+                kinds = [k for k in kinds if k in args.attacks.split(",")]
             for kind in kinds:
                 ours = bastion_attack(case, kind, x0, args.budget, args.seed)
                 theirs = art_attack(case, kind, x0, y0, args.budget)

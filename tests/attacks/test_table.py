@@ -1,21 +1,23 @@
 """The shared table: every attack against every test target, asserting its measured effect.
 
-Targets: the same real model in-process and behind a loopback HTTP server
-(Open Inference Protocol). Each row states the budget and the success it is
-held to. Label-only attacks run against answers that raise if their scores
-are read. Every run checks that the attack's reported query count equals the
+Targets: the same real model in-process and behind loopback HTTP servers
+(Open Inference Protocol v2 and plain JSON). Each row states the budget and
+the success it is held to. Label-only attacks run against answers that raise
+if their scores are read. Every run checks that the attack's reported query count equals the
 oracle's, the ledger's and the model's (or server's) own count, and that no
 point exceeded its budget.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from bastion.attacks import Access, AttackData, AttackResult, Oracle
+from bastion.attacks.public_model import load_public_model
 from bastion.attacks.verdict import to_finding
 from bastion.registry import registry
 from bastion.target import OutputKind
@@ -117,6 +119,31 @@ def test_transfer_from_a_label_only_copy(digits: dict[str, Any], deploy: Any, wh
     assert result.spent is not None
     assert int(result.spent.sum()) + result.metrics["surrogate_queries"] == result.total_queries
     assert result.metrics["success_rate"] >= 0.8, result.evidence()
+    assert to_finding(result).rule_id == "A103"
+
+
+@pytest.mark.parametrize("where", TARGETS)
+def test_transfer_from_a_public_model_the_manifest_names(
+    digits: dict[str, Any], deploy: Any, public_weights: Path, public_mlp: Any, where: str
+) -> None:
+    """No query builds the copy: one label per point, then one adversarial each."""
+    deployed = deploy(where, digits["model"], OutputKind.LABEL)
+    idx = digits["correct"][:N_POINTS]
+    assert idx.max() < 200  # the public model never saw these points
+    x, y = digits["x_test"][idx], digits["y_test"][idx]
+    public = load_public_model(public_weights)
+    data = AttackData(space=digits["space"], x=x, public_model=public)
+    oracle = Oracle(deployed.target)
+    eps = 0.2
+    result = registry("attacks").get("transfer-pgd")(eps=eps).run(oracle, data, budget=2, seed=0)
+    _check_counts(result, oracle, deployed.truth())
+    assert result.metrics["surrogate_queries"] == 0
+    assert result.total_queries == 2 * N_POINTS
+    assert result.params["surrogate"] == "public"
+    # chance: random corners of the same L-inf ball, one per point
+    noise = np.random.default_rng(0).choice([-eps, eps], size=x.shape)
+    chance = float(np.mean(digits["model"].predict(np.clip(x + noise, 0.0, 1.0)) != y))
+    assert result.metrics["success_rate"] >= max(0.6, chance + 0.4), (chance, result.evidence())
     assert to_finding(result).rule_id == "A103"
 
 

@@ -8,6 +8,7 @@ of plain numbers.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -68,8 +69,11 @@ def _from_manifest(path: Path, endpoint_id: str | None, options: Any) -> dict[st
     ep = endpoints[0]
     element = manifest.element(str(ep.element_id))
     model_id = getattr(element, "model", None)
-    spec = getattr(manifest.element(model_id), "input", None) if model_id else None
+    model = manifest.element(model_id) if model_id else None
+    spec = getattr(model, "input", None)
+    public = getattr(model, "public_model", None)
     return {
+        "public_model": None if public is None else (path.parent / public.path, public),
         "target": _target(ep),
         "subject": ep.subject(),
         "domain": getattr(spec, "domain", None),
@@ -79,6 +83,26 @@ def _from_manifest(path: Path, endpoint_id: str | None, options: Any) -> dict[st
         "system": system_data(manifest),
         "name": str(path),
     }
+
+
+def _transfers(names: list[str]) -> bool:
+    """Does any requested attack craft on a public model? (Only then is the file read.)"""
+    from bastion.registry import registry
+
+    attacks = registry("attacks")
+    return any(getattr(attacks.get(n), "uses_public_model", False) for n in names)
+
+
+def _public_model(path: Path, spec: Any) -> Any:
+    from bastion.attacks.public_model import load_public_model
+
+    return load_public_model(
+        path,
+        fmt=spec.format,
+        sha256=spec.sha256,
+        activation=spec.activation,
+        classes=spec.classes,
+    )
 
 
 def attack(
@@ -171,10 +195,12 @@ def attack(
         points=points,
         seed=seed,
     )
+    names = [n.strip() for n in attacks.split(",") if n.strip()]
+    if found.get("public_model") is not None and _transfers(names):
+        dataset = replace(dataset, public_model=_public_model(*found["public_model"]))
     limit = rate_limit or found.get("rate_limit")
     realistic = None if limit is None else max(1, int(parse_rate(limit) * 86_400))
     ledger = Ledger(found["target"], budget=max_queries, pace=limit if pace and limit else None)
-    names = [n.strip() for n in attacks.split(",") if n.strip()]
     try:
         with progress_bar() as bar:
             task = bar.add_task("attacks", total=len(names))

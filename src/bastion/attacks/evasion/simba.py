@@ -48,7 +48,7 @@ class _SimBA(EvasionAttack):
         order = self._order(book, rng)
         rows = np.arange(book.n)
         x = book.x0.copy()
-        s, _ = book.scores(rows, x)
+        s = book.scores0 if book.scores0 is not None else book.scores(rows, x)[0]
         loss = margin(s, book.y0, book.targets)
         tgt = book.targets
         for k in range(order.shape[1]):
@@ -66,6 +66,10 @@ class _SimBA(EvasionAttack):
                     break
                 r = idx[j]
                 cand = space.project(x[r] + sign * q[j], book.x0[r])
+                moved = np.any(cand != x[r], axis=1)  # a step the bounds undo costs nothing
+                j, r, cand = j[moved], r[moved], cand[moved]
+                if r.size == 0:
+                    continue
                 s, _ = book.scores(r, cand)
                 new = margin(s, book.y0[r], None if tgt is None else tgt[r])
                 better = new < loss[r]
