@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -208,3 +210,82 @@ def test_a_global_query_cap_is_never_exceeded(
     report = json.loads(proc.stdout)
     assert state.inputs - before <= 120
     assert any("stopped" in note for note in report["run"]["notes"])
+
+
+def _public_manifest(tmp_path: Path, url: str, public: str) -> Path:
+    manifest = tmp_path / "system.yaml"
+    manifest.write_text(
+        f"""version: 1
+system:
+  name: Digit reader
+elements:
+  - id: reader_api
+    type: endpoint
+    url: {url}/v2/models/digits/infer
+    protocol: oip
+    model: digit_model
+  - id: digit_model
+    type: model
+    input: {{domain: image, shape: [8, 8], min: 0, max: 1}}
+    output: {{kind: label}}
+    public_model: {{{public}}}
+""",
+        encoding="utf-8",
+    )
+    return manifest
+
+
+def test_transfer_from_the_public_model_a_manifest_names(
+    run_cli: Callable[..., Any],
+    served: tuple[str, ServerState],
+    data_file: Path,
+    tmp_path: Path,
+    public_weights: Path,
+) -> None:
+    url, state = served
+    shutil.copy(public_weights, tmp_path / "base.safetensors")
+    digest = hashlib.sha256(public_weights.read_bytes()).hexdigest()
+    manifest = _public_manifest(tmp_path, url, f"path: base.safetensors, sha256: '{digest}'")
+    before = state.inputs
+    proc = run_cli(
+        "attack", str(manifest), "--data", str(data_file), "--attack", "transfer-pgd",
+        "--budget", "2", "--eps", "0.2", "-f", "json", "--fail-on", "never",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    evidence = json.loads(proc.stdout)["findings"][0]["evidence"]
+    assert evidence["params"]["surrogate"] == "public" and evidence["surrogate_queries"] == 0
+    assert evidence["total_queries"] == 2 * 12 == state.inputs - before
+    assert evidence["success_rate"] >= 0.5
+
+
+@pytest.mark.parametrize(
+    ("public", "code", "message"),
+    [
+        ("path: nowhere.safetensors", 2, "cannot be read"),
+        ("path: data.npz, format: npz", 2, "'<layer>.weight'"),
+        ("path: base.safetensors, sha256: '" + "0" * 64 + "'", 3, "the manifest pins"),
+    ],
+    ids=["missing", "not-weights", "digest"],
+)
+def test_a_bad_public_model_stops_before_any_query(
+    run_cli: Callable[..., Any],
+    served: tuple[str, ServerState],
+    data_file: Path,
+    tmp_path: Path,
+    public_weights: Path,
+    public: str,
+    code: int,
+    message: str,
+) -> None:
+    url, state = served
+    shutil.copy(public_weights, tmp_path / "base.safetensors")
+    shutil.copy(data_file, tmp_path / "data.npz")
+    manifest = _public_manifest(tmp_path, url, public)
+    before = state.inputs
+    proc = run_cli(
+        "attack", str(manifest), "--data", str(data_file), "--attack", "transfer-pgd",
+        "--budget", "2", "-f", "json",
+    )  # fmt: skip
+    assert proc.returncode == code, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert state.inputs == before
