@@ -262,10 +262,9 @@ def test_transfer_from_the_public_model_a_manifest_names(
     ("public", "code", "message"),
     [
         ("path: nowhere.safetensors", 2, "cannot be read"),
-        ("path: data.npz, format: npz", 2, "'<layer>.weight'"),
         ("path: base.safetensors, sha256: '" + "0" * 64 + "'", 3, "the manifest pins"),
     ],
-    ids=["missing", "not-weights", "digest"],
+    ids=["missing", "digest"],
 )
 def test_a_bad_public_model_stops_before_any_query(
     run_cli: Callable[..., Any],
@@ -279,7 +278,6 @@ def test_a_bad_public_model_stops_before_any_query(
 ) -> None:
     url, state = served
     shutil.copy(public_weights, tmp_path / "base.safetensors")
-    shutil.copy(data_file, tmp_path / "data.npz")
     manifest = _public_manifest(tmp_path, url, public)
     before = state.inputs
     proc = run_cli(

@@ -214,3 +214,24 @@ def test_membership_auc_tracks_the_generalisation_gap(
         assert to_finding(result).rule_id == "A301"
     assert aucs["overfit"] > 0.58, aucs
     assert abs(aucs["nogap"] - 0.5) < 0.07, aucs
+
+
+def test_hopskipjump_after_success_stops_when_the_perturbation_stops_shrinking(
+    digits: dict[str, Any], deploy: Any
+) -> None:
+    idx = digits["correct"][:10]
+    data = AttackData(space=digits["space"], x=digits["x_test"][idx])
+    runs = {}
+    for gain in (0.0, 0.05):
+        target = deploy("in-process", digits["model"], OutputKind.LABEL).target
+        attack = registry("attacks").get("hopskipjump-l2")
+        runs[gain] = attack(eps=1.5, stop_on_success=False, min_gain=gain).run(
+            Oracle(target), data, budget=600, seed=0
+        )
+    full, converged = runs[0.0], runs[0.05]
+    assert full.spent is not None and converged.spent is not None
+    assert full.spent.min() > 550  # min_gain 0: every point uses (almost) all of it
+    assert converged.spent.mean() < 0.85 * full.spent.mean()
+    assert converged.metrics["success_rate"] == full.metrics["success_rate"] == 1.0
+    assert full.l2 is not None and converged.l2 is not None
+    assert np.median(converged.l2) < 1.2 * np.median(full.l2)
