@@ -16,7 +16,7 @@ from bastion.testing import ServerConfig, ServerState, model_app, serve_in_backg
 
 
 @pytest.fixture(autouse=True)
-def _one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+def _one_blas_thread_in_subprocesses(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI subprocess trains small surrogates: one BLAS thread is faster on 2 cores."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(var, "1")
