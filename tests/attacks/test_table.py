@@ -144,7 +144,8 @@ def test_transfer_from_a_public_model_the_manifest_names(
     noise = np.random.default_rng(0).choice([-eps, eps], size=x.shape)
     chance = float(np.mean(digits["model"].predict(np.clip(x + noise, 0.0, 1.0)) != y))
     assert result.metrics["success_rate"] >= max(0.6, chance + 0.4), (chance, result.evidence())
-    assert to_finding(result).rule_id == "A103"
+    finding = to_finding(result)
+    assert finding.rule_id == "A103" and "crafted on public weights" in finding.message
 
 
 EXTRACTION = [

@@ -116,10 +116,13 @@ def _message(result: AttackResult, extra: dict[str, float]) -> str:
     if result.kind is AttackKind.EVASION:
         rate = extra.get("success_at_realistic_budget", m.get("success_rate", 0.0))
         budget = int(extra.get("realistic_budget", m.get("budget_per_point", 0)))
-        return (
+        text = (
             f"{result.attack} fooled the model on {rate:.0%} of {result.n} points "
             f"within {budget} queries each, with {result.access.value} access."
         )
+        if result.params.get("surrogate") == "public":
+            text += " The adversarials were crafted on public weights, with no query."
+        return text
     if result.kind is AttackKind.EXTRACTION:
         return (
             f"{result.attack}: a surrogate trained on {result.total_queries} answers agrees "
