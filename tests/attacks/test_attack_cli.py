@@ -258,6 +258,25 @@ def test_transfer_from_the_public_model_a_manifest_names(
     assert evidence["success_rate"] >= 0.5
 
 
+def test_transfer_from_public_weights_given_on_the_command_line(
+    run_cli: Callable[..., Any],
+    served: tuple[str, ServerState],
+    data_file: Path,
+    public_weights: Path,
+) -> None:
+    url, state = served
+    before = state.inputs
+    proc = run_cli(
+        "attack", "--url", url, "--model", "digits", "--data", str(data_file), "--attack",
+        "transfer-pgd", "--public-model", str(public_weights), "--budget", "2", "--eps", "0.2",
+        "--bounds", "0,1", "-f", "json", "--fail-on", "never",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    evidence = json.loads(proc.stdout)["findings"][0]["evidence"]
+    assert evidence["params"]["surrogate"] == "public"
+    assert evidence["total_queries"] == 2 * 12 == state.inputs - before
+
+
 @pytest.mark.parametrize(
     ("public", "code", "message"),
     [

@@ -94,8 +94,17 @@ def _transfers(names: list[str]) -> bool:
 
 
 def _public_model(path: Path, spec: Any) -> Any:
+    """Load the weights a manifest's `public_model` (or `--public-model`) names."""
     from bastion.attacks.public_model import load_public_model
 
+    if spec is None:  # --public-model: the format is the file's suffix
+        fmt = {".safetensors": "safetensors", ".npz": "npz"}.get(path.suffix.lower())
+        if fmt is None:
+            raise UsageError(
+                f"--public-model {path}: cannot tell the format from the suffix",
+                hint="a .safetensors file, or an .npz of plain arrays",
+            )
+        return load_public_model(path, fmt=fmt)
     return load_public_model(
         path,
         fmt=spec.format,
@@ -147,6 +156,13 @@ def attack(
         str | None, typer.Option(envvar="BASTION_API_KEY", help="Credential for the endpoint.")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.")] = 10.0,
+    public_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Public weights (.safetensors or .npz) transfer-pgd crafts on, "
+            "instead of a copy trained on the target's answers."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same run.")] = 0,
     batch_size: Annotated[
         int, typer.Option(help="Most inputs per request (servers often cap batches).")
@@ -196,8 +212,9 @@ def attack(
         seed=seed,
     )
     names = [n.strip() for n in attacks.split(",") if n.strip()]
-    if found.get("public_model") is not None and _transfers(names):
-        dataset = replace(dataset, public_model=_public_model(*found["public_model"]))
+    public = (public_model, None) if public_model is not None else found.get("public_model")
+    if public is not None and _transfers(names):
+        dataset = replace(dataset, public_model=_public_model(*public))
     limit = rate_limit or found.get("rate_limit")
     realistic = None if limit is None else max(1, int(parse_rate(limit) * 86_400))
     ledger = Ledger(found["target"], budget=max_queries, pace=limit if pace and limit else None)
