@@ -91,17 +91,26 @@ class Oracle:
         self, x: npt.NDArray[Any], origin: npt.NDArray[np.float64] | None = None
     ) -> npt.NDArray[np.float64]:
         """Scores per row and class (NaN where a top-k answer omits a class)."""
+        return self.answers(x, origin)[1]
+
+    def answers(
+        self, x: npt.NDArray[Any], origin: npt.NDArray[np.float64] | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """The target's labels and its scores from the same answers (one query per row)."""
         if self.access is not Access.SCORES:
             raise AccessDenied(
                 f"scores requested from {self.info.name!r} with label-only access",
                 hint="this attack needs scores; run a decision-based attack instead",
             )
-        out = []
+        labels, out = [], []
         for r in self._send(x, origin):
             if r.scores is None:
                 raise TargetError(f"target {self.info.name!r} returned no scores")
+            labels.append(np.asarray(r.labels, dtype=np.int64))
             out.append(np.asarray(r.scores, dtype=np.float64))
-        return np.concatenate(out) if out else np.zeros((0, self.info.n_classes or 0))
+        if not out:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.info.n_classes or 0))
+        return np.concatenate(labels), np.concatenate(out)
 
     def _send(self, x: npt.NDArray[Any], origin: npt.NDArray[np.float64] | None) -> list[Any]:
         x = np.asarray(x, dtype=np.float64)

@@ -135,7 +135,7 @@ def _message(result: AttackResult, extra: dict[str, float]) -> str:
             if eps is not None
             else "at any distance (no success radius was set)"
         )
-        return (
+        text = (
             f"{result.attack} fooled the model on {rate:.0%} of {result.n} points "
             f"{where}, within {budget} queries each, with {result.access.value} access"
             + (
@@ -145,6 +145,9 @@ def _message(result: AttackResult, extra: dict[str, float]) -> str:
             )
             + _stop_note(result)
         )
+        if result.params.get("surrogate") == "public":
+            text += " The adversarials were crafted on public weights, with no query."
+        return text
     if result.kind is AttackKind.EXTRACTION:
         return (
             f"{result.attack}: a surrogate trained on {result.total_queries} answers agrees "

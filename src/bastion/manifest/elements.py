@@ -40,6 +40,7 @@ __all__ = [
     "PreProcessor",
     "PretrainedBase",
     "Provenance",
+    "PublicModel",
     "RunsOn",
     "Service",
     "TrainingJob",
@@ -165,6 +166,27 @@ class Perturbation(_Strict):
     )
 
 
+class PublicModel(_Strict):
+    """Published weights close to the deployed model that anyone can download.
+
+    An attacker crafts transfer adversarials on them without a single query
+    (`bastion attack` with `transfer-pgd`). Only data-only formats are
+    accepted, so reading them can never run code: safetensors, or an `.npz`
+    read without pickle. Layers are `<name>.weight` (out x in) and
+    `<name>.bias` tensors, in natural order of their names.
+    """
+
+    path: str
+    format: Literal["safetensors", "npz"] = "safetensors"
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    activation: Literal["relu", "tanh", "logistic", "identity"] | None = Field(
+        default=None, description="Hidden-layer activation (default: file metadata, else relu)."
+    )
+    classes: tuple[int, ...] | None = Field(
+        default=None, description="Class index of each output unit (default: 0, 1, ...)."
+    )
+
+
 class InputSpec(_Strict):
     domain: Literal["image", "tabular", "text", "audio", "video", "other"] = "other"
     shape: tuple[int, ...] | None = None
@@ -191,6 +213,7 @@ class Model(ElementBase):
     output: ModelOutput = Field(default_factory=ModelOutput)
     input: InputSpec = Field(default_factory=InputSpec)
     pretrained_base: PretrainedBase | None = None
+    public_model: PublicModel | None = None
     personal_data: bool = Field(default=False, description="Trained on personal data.")
 
 

@@ -55,7 +55,11 @@ class EvasionAttack:
         spent_before = oracle.queries
         x0 = np.asarray(data.x, dtype=np.float64)
         n = x0.shape[0]
-        y0 = oracle.labels(x0, origin=x0)  # the decision to flip
+        scores0 = None
+        if self.access is Access.SCORES:  # the same answer gives the first scores too
+            y0, scores0 = oracle.answers(x0, origin=x0)
+        else:
+            y0 = oracle.labels(x0, origin=x0)  # the decision to flip
         book = Book(
             oracle,
             data.space,
@@ -67,6 +71,7 @@ class EvasionAttack:
             targets=data.targets,
             pool=data.pool,
         )
+        book.scores0 = scores0
         rng = np.random.default_rng(seed)
         stopped: str | None = None
         if budget > 1 and n:
