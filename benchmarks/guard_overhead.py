@@ -39,6 +39,7 @@ TOKEN = "bench01.secret-for-benchmark"
 MODELS = {
     "iris-logreg": "logistic regression on iris (4 features)",
     "digits-mlp": "MLP 64-256-256-10 on digits",
+    "cancer-forest": "random forest, 100 trees, on breast cancer (30 features)",
 }
 
 
@@ -57,6 +58,13 @@ def train(name: str) -> tuple[Any, list[float], float]:
             warnings.simplefilter("ignore")
             mlp = MLPClassifier((256, 256), max_iter=10, random_state=0).fit(x, y)
         return mlp, [float(v) for v in x[0]], 16.0
+    if name == "cancer-forest":
+        from sklearn.datasets import load_breast_cancer
+        from sklearn.ensemble import RandomForestClassifier
+
+        x, y = load_breast_cancer(return_X_y=True)
+        forest = RandomForestClassifier(100, n_jobs=1, random_state=0).fit(x, y)
+        return forest, [float(v) for v in x[0]], float(x.max()) + 1.0
     raise SystemExit(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
 
 
@@ -375,7 +383,9 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--calls", type=int, default=5000)
     ap.add_argument(
-        "--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}"
+        "--models",
+        default="iris-logreg,digits-mlp",
+        help=f"comma-separated, from {', '.join(MODELS)}",
     )
     ap.add_argument("--serve", nargs=4, metavar=("KIND", "PORT", "CONFIG", "MODEL"))
     args = ap.parse_args()
