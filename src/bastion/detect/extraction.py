@@ -93,12 +93,16 @@ class ExtractionDetector:
 
     def _update(self, st: _Principal, v: npt.NDArray[np.float32], label: int) -> None:
         n = st.ring.size
+        vv = float(v @ v)
         if n:
             same = st.ring.label[:n] == label
-            if same.any():
-                d2 = st.ring.sq[:n][same] - 2.0 * (st.ring.vec[:n][same] @ v) + float(v @ v)
-                st.dist.append(float(np.sqrt(max(float(d2.min()), 0.0))))
-        c2 = self.cell_sq - 2.0 * (self.cells @ v) + float(v @ v)
+            if same.any():  # all distances in one product, then the same-label minimum
+                d2 = st.ring.vec[:n] @ v
+                d2 *= -2.0
+                d2 += st.ring.sq[:n]
+                best = float(d2[same].min()) + vv
+                st.dist.append(float(np.sqrt(max(best, 0.0))))
+        c2 = self.cell_sq - 2.0 * (self.cells @ v) + vv
         j = int(c2.argmin())
         st.visited[j] = True
         st.far += int(np.sqrt(max(float(c2[j]), 0.0)) > self.profile.cell_radius)

@@ -15,9 +15,10 @@ from collections import OrderedDict
 from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from bastion.detect.history import Entry, Ring, owner_id
+from bastion.detect.history import EMPTY, Entry, Neighbours, Ring, owner_id
 from bastion.detect.profile import Profile
 from bastion.detect.provenance import Campaign, Weights, link
 from bastion.guard.policies.detection import Evidence, Observation
@@ -93,6 +94,21 @@ class SimilarityDetector:
         """Bytes of history held for one principal (the global ring is shared)."""
         return Ring(self.opts.history, self.profile.dim).nbytes
 
+    def _foreign(self, v: npt.NDArray[np.float32], me: int, now: float) -> Neighbours:
+        """Global neighbours that provenance may take as parents (see `link`): queries of
+        *other* principals, sent under suspicion, deep in a lineage. Nothing else in the
+        global history can link, so nothing else is searched (and with no suspect in it,
+        the search is skipped)."""
+        g = self.global_ring
+        if not g.suspects:
+            return EMPTY
+        deep = self.weights.deep_at - 1
+
+        def keep(i: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+            return np.asarray((g.owner[i] != me) & g.suspect[i] & (g.depth[i] >= deep))
+
+        return g.nearest(v, self.opts.k, self.radius, now, keep)
+
     def observe(self, obs: Observation, store: Store) -> Evidence | None:
         x = next(iter(obs.inputs.values()))
         vecs = self.profile.encode(x)
@@ -107,11 +123,7 @@ class SimilarityDetector:
         for i, v in enumerate(vecs):
             label = int(labels[i]) if i < labels.size else -1
             own = ring.nearest(v, self.opts.k, self.radius, obs.time)
-            glob = (
-                self.global_ring.nearest(v, self.opts.k, self.radius, obs.time)
-                if self.opts.cross_principal
-                else own
-            )
+            glob = self._foreign(v, me, obs.time) if self.opts.cross_principal else own
             ln = link(own, glob, me, label, self.radius, self.weights)
             released += camp.add(ln.score)
             entry = Entry(v, obs.time, me, label, ln.depth, ln.step, camp.active)
