@@ -94,10 +94,10 @@ class Profile:
         else:
             ms = np.einsum("ij,ij->i", flat, flat)[:, None] / n
         sd = np.sqrt(np.maximum(ms - mu * mu, 0.0)) + 1e-3
-        out = proj[:, :-1] - mu * colsum
-        out /= sd
-        out -= bias
-        return out
+        centred: F32 = proj[:, :-1] - mu * colsum
+        centred /= sd
+        centred -= bias
+        return centred
 
     def _folded(self) -> tuple[F32, F32, F32]:
         cached = self.__dict__.get("_fold")
