@@ -39,7 +39,7 @@ class ExtractionOptions(BaseModel):
     profile: str = Field(description="benign profile JSON from `bastion detect fit`")
     history: int = Field(default=2000, ge=16, description="queries remembered per principal")
     min_queries: int = Field(default=30, ge=8, description="no verdict before this many")
-    check_every: int = Field(default=10, ge=1)
+    check_every: int = Field(default=5, ge=1)
     prada_w: float = Field(default=0.45, ge=0, lt=1, description="Shapiro-Wilk W alarm level")
     coverage: float = Field(default=0.6, gt=0, le=1, description="share of cells visited")
     entropy: float = Field(default=0.9, gt=0, le=1, description="label entropy / log(classes)")
@@ -143,7 +143,7 @@ class ExtractionDetector:
         labels = np.asarray(obs.prediction.labels).reshape(-1)
         st = self._state(obs.principal, store)
         me = owner_id(obs.principal)
-        due = False
+        due = 0
         for i, v in enumerate(vecs):
             label = int(labels[i]) if i < labels.size else -1
             self._update(st, v, label)
@@ -151,14 +151,16 @@ class ExtractionDetector:
             st.ring.add(e)
             if self.opts.persist:
                 st.ring.persist(store, f"{self.name}:p:{obs.principal}", e)
-            due = due or st.n % self.opts.check_every == 0
+            due += st.n % self.opts.check_every == 0
         if not due:
             return None
         failed = self.verdict(st)
         if not failed:
             return None
+        # one unit per failed test and check point passed, so a principal sending rows in
+        # batches earns evidence at the same rate per query as one sending them one by one
         return Evidence(
-            self.opts.amount * len(failed),
+            self.opts.amount * len(failed) * due,
             "+".join(failed),
             {"queries": st.n, "cells": int(st.visited.sum()), "classes": len(st.labels)},
         )

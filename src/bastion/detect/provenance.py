@@ -36,6 +36,7 @@ class Weights:
     crowd_at: int = 6
     shrink: float = 0.2  # the step to the parent is much smaller than the parent's own step
     sybil: float = 0.5  # the parent was sent by another principal already under suspicion
+    off_manifold: float = 0.5  # an unlinked query far from all benign data
 
 
 @dataclass(frozen=True)

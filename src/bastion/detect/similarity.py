@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.detect.history import EMPTY, Entry, Neighbours, Ring, owner_id
 from bastion.detect.profile import Profile
-from bastion.detect.provenance import Campaign, Weights, link
+from bastion.detect.provenance import Campaign, Link, Weights, link
 from bastion.guard.policies.detection import Evidence, Observation
 from bastion.guard.stores.base import Store
 
@@ -39,6 +39,12 @@ class SimilarityOptions(BaseModel):
     window: int = Field(default=12, ge=2, description="recent queries judged as one campaign")
     trigger: float = Field(default=2.4, gt=0, description="window score that starts evidence")
     max_principals: int = Field(default=10_000, ge=1, description="histories kept in memory")
+    off_manifold: float = Field(
+        default=1.25,
+        gt=0,
+        description="× the profile's cell radius: a query this far from "
+        "all benign data is off-manifold (random starts, noise probes)",
+    )
     persist: bool = True
     cross_principal: bool = True
 
@@ -71,6 +77,10 @@ class SimilarityDetector:
         self.rings: OrderedDict[str, Ring] = OrderedDict()
         self.campaigns: dict[str, Campaign] = {}
         self.global_ring = Ring(options.global_history, self.profile.dim, options.ttl_s)
+        cells = self.profile.cells
+        self._cells = np.ascontiguousarray(-2.0 * cells, dtype=np.float32)
+        self._cell_sq = (cells * cells).sum(1).astype(np.float32)
+        self._far2 = (options.off_manifold * self.profile.cell_radius) ** 2
         self._global_loaded = False
 
     def _ring(self, principal: str, store: Store) -> Ring:
@@ -95,19 +105,20 @@ class SimilarityDetector:
         return Ring(self.opts.history, self.profile.dim).nbytes
 
     def _foreign(self, v: npt.NDArray[np.float32], me: int, now: float) -> Neighbours:
-        """Global neighbours that provenance may take as parents (see `link`): queries of
-        *other* principals, sent under suspicion, deep in a lineage. Nothing else in the
-        global history can link, so nothing else is searched (and with no suspect in it,
-        the search is skipped)."""
-        g = self.global_ring
-        if not g.suspects:
+        """The global neighbours provenance judges (see `link`). It links only to entries sent
+        under suspicion, so with no suspect entry in the global history the search is
+        skipped; otherwise the `k` nearest of all entries are given, own ones included, as
+        `link` expects (an input also close to one's own earlier queries is their child)."""
+        if not self.global_ring.suspects:
             return EMPTY
-        deep = self.weights.deep_at - 1
+        return self.global_ring.nearest(v, self.opts.k, self.radius, now)
 
-        def keep(i: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
-            return np.asarray((g.owner[i] != me) & g.suspect[i] & (g.depth[i] >= deep))
-
-        return g.nearest(v, self.opts.k, self.radius, now, keep)
+    def _off_manifold(self, v: npt.NDArray[np.float32]) -> bool:
+        if not np.isfinite(self._far2):
+            return False
+        d2 = self._cells @ v
+        d2 += self._cell_sq
+        return bool(float(d2.min()) + float(v @ v) > self._far2)
 
     def observe(self, obs: Observation, store: Store) -> Evidence | None:
         x = next(iter(obs.inputs.values()))
@@ -125,6 +136,10 @@ class SimilarityDetector:
             own = ring.nearest(v, self.opts.k, self.radius, obs.time)
             glob = self._foreign(v, me, obs.time) if self.opts.cross_principal else own
             ln = link(own, glob, me, label, self.radius, self.weights)
+            if not ln.patterns and self._off_manifold(v):
+                # a fresh query far from all benign data (a repeat or an edit of one would
+                # have linked): random starts and noise probes, which benign users never send
+                ln = Link(0, 0.0, self.weights.off_manifold, ("off_manifold",))
             released += camp.add(ln.score)
             entry = Entry(v, obs.time, me, label, ln.depth, ln.step, camp.active)
             ring.add(entry)
