@@ -69,7 +69,7 @@ class Neighbours:
 
 class Ring:
     """Fixed-capacity history; the oldest entry is overwritten, entries older than `ttl_s`
-    are ignored. Memory: capacity × (4·dim + 33) bytes."""
+    are ignored. Memory: capacity × (4·dim + 37) bytes."""
 
     def __init__(self, capacity: int, dim: int, ttl_s: float | None = None) -> None:
         self.capacity = capacity
