@@ -116,10 +116,13 @@ class Ring:
         radius: float,
         now: float,
         keep: Callable[[npt.NDArray[np.intp]], npt.NDArray[np.bool_]] | None = None,
+        unless: Callable[[npt.NDArray[np.intp]], bool] | None = None,
     ) -> Neighbours:
         """Up to `k` entries within `radius`, closest first; `within` counts all distinct ones
         (identical repeats are not counted, so retries do not look like a crowd). `keep`
-        narrows the entries considered (given their slots), before the `k` are chosen."""
+        narrows the entries considered (given their slots), before the `k` are chosen;
+        `unless(slots)` false for the candidates near enough returns no neighbours at all
+        (for callers that can use none of them)."""
         n = self.size
         if n == 0:
             return EMPTY
@@ -134,9 +137,12 @@ class Ring:
         hit = (low <= r2 - vv_lead + 1e-4 * (r2 + vv_lead) + 1e-6).nonzero()[0]
         if hit.size and keep is not None:
             hit = hit[keep(hit)]
-        if hit.size == 0:
+        if hit.size == 0 or (unless is not None and not unless(hit)):
             return EMPTY
-        d2 = self.sq[hit] - 2.0 * (self.vec[hit] @ v) + float(v @ v)
+        d2 = self.vec[hit] @ v
+        d2 *= -2.0
+        d2 += self.sq[hit]
+        d2 += float(v @ v)
         inside = d2 <= r2
         if self.ttl_s is not None:
             inside &= self.time[hit] >= now - self.ttl_s
@@ -151,7 +157,7 @@ class Ring:
         if hit.size > 1:
             order = np.argsort(d2)
             hit, d2 = hit[order], d2[order]
-        dist = np.sqrt(np.maximum(d2, 0.0)).astype(np.float32)
+        dist = np.sqrt(np.maximum(d2, 0.0, out=d2), out=d2)
         return Neighbours(
             dist,
             self.label[hit],

@@ -105,13 +105,21 @@ class SimilarityDetector:
         return Ring(self.opts.history, self.profile.dim).nbytes
 
     def _foreign(self, v: npt.NDArray[np.float32], me: int, now: float) -> Neighbours:
-        """The global neighbours provenance judges (see `link`). It links only to entries sent
-        under suspicion, so with no suspect entry in the global history the search is
-        skipped; otherwise the `k` nearest of all entries are given, own ones included, as
-        `link` expects (an input also close to one's own earlier queries is their child)."""
-        if not self.global_ring.suspects:
+        """The global neighbours provenance judges (see `link`): the `k` nearest of all
+        entries, own ones included, as `link` expects (an input also close to one's own
+        earlier queries is their child). `link` can only take as parent a query of another
+        principal, sent under suspicion, deep in a lineage; when no candidate near enough is
+        one, nothing is returned (the same outcome), and with no suspect entry in the global
+        history the search is skipped."""
+        g = self.global_ring
+        if not g.suspects:
             return EMPTY
-        return self.global_ring.nearest(v, self.opts.k, self.radius, now)
+        deep = self.weights.deep_at - 1
+
+        def usable(i: npt.NDArray[np.intp]) -> bool:
+            return bool(np.any((g.owner[i] != me) & g.suspect[i] & (g.depth[i] >= deep)))
+
+        return g.nearest(v, self.opts.k, self.radius, now, unless=usable)
 
     def _off_manifold(self, v: npt.NDArray[np.float32]) -> bool:
         if not np.isfinite(self._far2):
