@@ -55,12 +55,26 @@ def cost(task_name: str, history: int = 10_000, calls: int = 1000) -> list[tuple
     ]
     if task.domain == "image":
         dets.append(("fingerprint", FingerprintDetector(FingerprintOptions(salt="bench"))))
+    # worst case for `similarity`: the global history is full of *another* principal's
+    # suspect queries near this one's, so both searches run in full on every query
+    dets.insert(
+        1,
+        (
+            "similarity, global full",
+            SimilarityDetector(SimilarityOptions(profile="-"), profile=prof),
+        ),
+    )
     out = []
     for name, det in dets:
         store = MemoryStore()
         for k in range(history):  # one principal fills its own and the global history
             obs = Observation("p", {"x": fill[k][None]}, Prediction(labels[k : k + 1]), 0.0)
             det.observe(obs, store)  # type: ignore[attr-defined]
+        if name.endswith("global full"):
+            for k in range(history):
+                x = fill[k][None] + rng.normal(0, 0.005, fill[k][None].shape)
+                obs = Observation("q", {"x": x}, Prediction(labels[k : k + 1]), 0.0)
+                det.observe(obs, store)  # type: ignore[attr-defined]
         times = []
         for k in range(calls):
             x = fill[k][None] + rng.normal(0, 0.01, fill[k][None].shape)
@@ -168,7 +182,7 @@ def main() -> None:
     print("\n== per-query cost with 10,000 queries in history (target <= 0.3 ms) ==")
     for task_name in plan.tasks:
         for name, ms, mem in cost(task_name, calls=300 if q else 1000):  # type: ignore[misc]
-            print(f"{name:24} {ms:7.3f} ms  -> {verdict(ms <= 0.3)};  "
+            print(f"{name:34} {ms:7.3f} ms  -> {verdict(ms <= 0.3)};  "
                   f"memory {mem / 1024:.0f} KiB per principal")  # fmt: skip
     print(f"\nreport: {args.html}  ({time.time() - t0:.0f}s)")
 

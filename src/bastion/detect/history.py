@@ -87,6 +87,7 @@ class Ring:
         self.step = np.zeros(capacity, dtype=np.float32)
         self.suspect = np.zeros(capacity, dtype=np.bool_)
         self.suspects = 0  # entries held whose sender was under suspicion
+        self.suspect_by: dict[int, int] = {}  # ... per sender
         self.size = 0
         self.cursor = 0
 
@@ -103,7 +104,15 @@ class Ring:
         lead = float(v[: self.lead] @ v[: self.lead])
         self._data[i, 0] = lead
         self.sq[i] = lead + float(v[self.lead :] @ v[self.lead :])
-        self.suspects += int(e.suspect) - int(self.suspect[i] and i < self.size)
+        if self.suspect[i] and i < self.size:  # a suspect entry is overwritten
+            old = int(self.owner[i])
+            self.suspects -= 1
+            self.suspect_by[old] -= 1
+            if not self.suspect_by[old]:
+                del self.suspect_by[old]
+        if e.suspect:
+            self.suspects += 1
+            self.suspect_by[e.owner] = self.suspect_by.get(e.owner, 0) + 1
         self.time[i], self.owner[i], self.label[i] = e.time, e.owner, e.label
         self.depth[i], self.step[i], self.suspect[i] = e.depth, e.step, e.suspect
         self.cursor = (i + 1) % self.capacity

@@ -109,10 +109,10 @@ class SimilarityDetector:
         entries, own ones included, as `link` expects (an input also close to one's own
         earlier queries is their child). `link` can only take as parent a query of another
         principal, sent under suspicion, deep in a lineage; when no candidate near enough is
-        one, nothing is returned (the same outcome), and with no suspect entry in the global
-        history the search is skipped."""
+        one, nothing is returned (the same outcome), and with no other principal's suspect
+        entry in the global history the search is skipped."""
         g = self.global_ring
-        if not g.suspects:
+        if g.suspects == g.suspect_by.get(me, 0):  # no other principal's suspect query held
             return EMPTY
         deep = self.weights.deep_at - 1
 
