@@ -1,6 +1,6 @@
 """Attack-in-progress detection against issue 7's targets, measured in one run.
 
-    PYTHONPATH=src python benchmarks/detection.py [--quick] [--html detect-bench.html]
+    OPENBLAS_NUM_THREADS=1 PYTHONPATH=src python benchmarks/detection.py [--quick] [--html f.html]
 
 Needs the Adversarial Robustness Toolbox for the independent attack
 implementations (benchmark/test-only, in no extra):
