@@ -107,7 +107,7 @@ class Tally:
     misses: list[str] = field(default_factory=list)
 
 
-REPEATS = 7
+REPEATS = 9
 
 
 def _is_raw_pickle(path: Path) -> bool:
@@ -136,31 +136,35 @@ def run_corpus(root: Path) -> tuple[dict[str, Tally], int, int]:
         corpus = scan_corpus.build(root)
     bad = sum(s.malicious for s in corpus.samples)
     good = sum(s.expected == "clean" for s in corpus.samples)
-    tallies: dict[str, Tally] = {}
+    tools: dict[str, Callable[[Path], str]] = {}
     for name, factory in TOOLS.items():
         try:
-            tool = factory()
+            tools[name] = factory()
         except ImportError as exc:
             print(f"skipping {name}: {exc} (pip install {name})", file=sys.stderr)
-            continue
-        tally = Tally()
-        outcomes = [_outcome(tool, sample.path) for sample in corpus.samples]  # warm-up pass
-        best = float("inf")
-        for _ in range(REPEATS):
+    raw = [s.path for s in corpus.samples if _is_raw_pickle(s.path)]
+    outcomes = {  # the warm-up pass gives the verdicts
+        name: [_outcome(tool, sample.path) for sample in corpus.samples]
+        for name, tool in tools.items()
+    }
+    best = dict.fromkeys(tools, float("inf"))
+    best_raw = dict.fromkeys(tools, float("inf"))
+    # Interleaved: every repetition times each tool once, so load from other jobs on a
+    # shared host falls on all tools alike rather than on whichever ran during a burst.
+    for _ in range(REPEATS):
+        for name, tool in tools.items():
             start = time.perf_counter()
             for sample in corpus.samples:
                 _outcome(tool, sample.path)
-            best = min(best, time.perf_counter() - start)
-        tally.seconds = best
-        raw = [s.path for s in corpus.samples if _is_raw_pickle(s.path)]
-        best_raw = float("inf")
-        for _ in range(REPEATS):
+            best[name] = min(best[name], time.perf_counter() - start)
             start = time.perf_counter()
             for path in raw:
                 _outcome(tool, path)
-            best_raw = min(best_raw, time.perf_counter() - start)
-        tally.raw_seconds, tally.raw_count = best_raw, len(raw)
-        for sample, outcome in zip(corpus.samples, outcomes, strict=True):
+            best_raw[name] = min(best_raw[name], time.perf_counter() - start)
+    tallies: dict[str, Tally] = {}
+    for name in tools:
+        tally = Tally(seconds=best[name], raw_seconds=best_raw[name], raw_count=len(raw))
+        for sample, outcome in zip(corpus.samples, outcomes[name], strict=True):
             if sample.malicious:
                 if outcome == FLAGGED:
                     tally.detected += 1

@@ -62,6 +62,7 @@ BUILTINS: dict[str, dict[str, str]] = {
     },
     "policies": {
         "api_key": "bastion.guard.policies.auth:ApiKeyAuth",
+        "jwt": "bastion.guard.policies.bearer:JwtAuth",
         "quota": "bastion.guard.policies.quota:QuotaPolicy",
         "input_validation": "bastion.guard.policies.validation:InputValidation",
         "detection": "bastion.guard.policies.detection:DetectionPolicy",

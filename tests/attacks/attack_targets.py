@@ -1,5 +1,9 @@
 """Test targets for the attack table: the same real model in-process and over loopback HTTP.
 
+Over HTTP it is served twice: by the Open Inference Protocol v2 and by a plain
+JSON API (`{"inputs": rows}` in, `{"predictions": [...]}` out), so every attack
+is shown to work through both dialects.
+
 `Counted` gives the in-process truth count (rows the model really evaluated);
 for HTTP the truth is the server's own count of inputs it answered. Both are
 compared with the oracle's and the ledger's counts. `ScoresForbidden` wraps any
@@ -12,14 +16,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from bastion.target import OutputKind, QueryResult, SklearnTarget, Target, TargetInfo, oip_target
+from bastion.target import (
+    OutputKind,
+    QueryResult,
+    SklearnTarget,
+    Target,
+    TargetInfo,
+    json_target,
+    oip_target,
+)
 from bastion.testing import ServerConfig, ServerState, model_app, serve_in_background
 
-TARGETS = ["in-process", "http"]
+TARGETS = ["in-process", "http", "http-json"]
 
 
 class Counted:
@@ -87,7 +99,7 @@ class Deployments:
 
     def __init__(self) -> None:
         self._stack = ExitStack()
-        self._urls: dict[tuple[int, str], tuple[str, ServerState]] = {}
+        self._urls: dict[tuple[int, str, str], tuple[str, ServerState]] = {}
 
     def close(self) -> None:
         self._stack.close()
@@ -99,17 +111,18 @@ class Deployments:
             truth = lambda: counted.rows  # noqa: E731
         else:
             served = "label" if output is OutputKind.LABEL else "scores"
-            key = (id(model), served)
+            protocol: Literal["oip", "json"] = "json" if where == "http-json" else "oip"
+            key = (id(model), served, protocol)
             if key not in self._urls:
                 state = ServerState()
-                app = model_app(
-                    model,
-                    ServerConfig.vulnerable(output=served, model_name="model", bounds=(-1e6, 1e6)),
-                    state,
+                config = ServerConfig.vulnerable(
+                    protocol, output=served, model_name="model", bounds=(-1e6, 1e6)
                 )
+                app = model_app(model, config, state)
                 self._urls[key] = (self._stack.enter_context(serve_in_background(app)), state)
             url, state = self._urls[key]
-            base = oip_target(url, "model")
+            # plain JSON: {"inputs": rows} -> {"predictions": [{"label", "scores"}, ...]}
+            base = json_target(f"{url}/predict") if protocol == "json" else oip_target(url, "model")
             self._stack.callback(base.close)
             start = state.inputs
             truth = lambda: state.inputs - start  # noqa: E731
@@ -123,3 +136,12 @@ def deployments() -> Iterator[Deployments]:
         yield d
     finally:
         d.close()
+
+
+def torch_layout(mlp: Any, dtype: Any = np.float32) -> dict[str, np.ndarray]:
+    """An MLPClassifier's weights named and laid out as torch's nn.Sequential saves them."""
+    out = {}
+    for i, (w, b) in enumerate(zip(mlp.coefs_, mlp.intercepts_, strict=True)):
+        out[f"{2 * i}.weight"] = np.ascontiguousarray(w.T, dtype=dtype)
+        out[f"{2 * i}.bias"] = np.asarray(b, dtype=dtype)
+    return out

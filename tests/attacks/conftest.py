@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,3 +72,29 @@ def membership_models(digits: dict[str, Any]) -> dict[str, Any]:
         "nogap": (nogap, (x[400:550], y[400:550]), (x[150:300], y[150:300])),
         "attacker": (x[300:400], y[300:400]),
     }
+
+
+@pytest.fixture(scope="session")
+def public_mlp(digits: dict[str, Any]) -> Any:
+    """A "public" model: another MLP trained on digits the target never saw.
+
+    Trained on the last 340 test records (disjoint from the target's training
+    split and from the points the tests attack, which come from the first 200).
+    """
+    mlp = MLPClassifier(hidden_layer_sizes=(48,), max_iter=400, random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp.fit(digits["x_test"][200:], digits["y_test"][200:])
+    return mlp
+
+
+@pytest.fixture(scope="session")
+def public_weights(public_mlp: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The public model as its publisher would ship it: safetensors in torch's layout."""
+    from safetensors.numpy import save_file
+
+    from tests.attacks.attack_targets import torch_layout
+
+    path = tmp_path_factory.mktemp("public") / "digits-base.safetensors"
+    save_file(torch_layout(public_mlp), str(path), metadata={"activation": "relu"})
+    return path

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from bastion.testing import ServerConfig, ServerState, model_app, serve_in_backg
 
 
 @pytest.fixture(autouse=True)
-def _one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+def _one_blas_thread_in_subprocesses(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI subprocess trains small surrogates: one BLAS thread is faster on 2 cores."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(var, "1")
@@ -208,3 +210,99 @@ def test_a_global_query_cap_is_never_exceeded(
     report = json.loads(proc.stdout)
     assert state.inputs - before <= 120
     assert any("stopped" in note for note in report["run"]["notes"])
+
+
+def _public_manifest(tmp_path: Path, url: str, public: str) -> Path:
+    manifest = tmp_path / "system.yaml"
+    manifest.write_text(
+        f"""version: 1
+system:
+  name: Digit reader
+elements:
+  - id: reader_api
+    type: endpoint
+    url: {url}/v2/models/digits/infer
+    protocol: oip
+    model: digit_model
+  - id: digit_model
+    type: model
+    input: {{domain: image, shape: [8, 8], min: 0, max: 1}}
+    output: {{kind: label}}
+    public_model: {{{public}}}
+""",
+        encoding="utf-8",
+    )
+    return manifest
+
+
+def test_transfer_from_the_public_model_a_manifest_names(
+    run_cli: Callable[..., Any],
+    served: tuple[str, ServerState],
+    data_file: Path,
+    tmp_path: Path,
+    public_weights: Path,
+) -> None:
+    url, state = served
+    shutil.copy(public_weights, tmp_path / "base.safetensors")
+    digest = hashlib.sha256(public_weights.read_bytes()).hexdigest()
+    manifest = _public_manifest(tmp_path, url, f"path: base.safetensors, sha256: '{digest}'")
+    before = state.inputs
+    proc = run_cli(
+        "attack", str(manifest), "--data", str(data_file), "--attack", "transfer-pgd",
+        "--budget", "2", "--eps", "0.2", "-f", "json", "--fail-on", "never",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    evidence = json.loads(proc.stdout)["findings"][0]["evidence"]
+    assert evidence["params"]["surrogate"] == "public" and evidence["surrogate_queries"] == 0
+    assert evidence["total_queries"] == 2 * 12 == state.inputs - before
+    assert evidence["success_rate"] >= 0.5
+
+
+def test_transfer_from_public_weights_given_on_the_command_line(
+    run_cli: Callable[..., Any],
+    served: tuple[str, ServerState],
+    data_file: Path,
+    public_weights: Path,
+) -> None:
+    url, state = served
+    before = state.inputs
+    proc = run_cli(
+        "attack", "--url", url, "--model", "digits", "--data", str(data_file), "--attack",
+        "transfer-pgd", "--public-model", str(public_weights), "--budget", "2", "--eps", "0.2",
+        "--bounds", "0,1", "-f", "json", "--fail-on", "never",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    evidence = json.loads(proc.stdout)["findings"][0]["evidence"]
+    assert evidence["params"]["surrogate"] == "public"
+    assert evidence["total_queries"] == 2 * 12 == state.inputs - before
+
+
+@pytest.mark.parametrize(
+    ("public", "code", "message"),
+    [
+        ("path: nowhere.safetensors", 2, "cannot be read"),
+        ("path: base.safetensors, sha256: '" + "0" * 64 + "'", 3, "the manifest pins"),
+    ],
+    ids=["missing", "digest"],
+)
+def test_a_bad_public_model_stops_before_any_query(
+    run_cli: Callable[..., Any],
+    served: tuple[str, ServerState],
+    data_file: Path,
+    tmp_path: Path,
+    public_weights: Path,
+    public: str,
+    code: int,
+    message: str,
+) -> None:
+    url, state = served
+    shutil.copy(public_weights, tmp_path / "base.safetensors")
+    manifest = _public_manifest(tmp_path, url, public)
+    before = state.inputs
+    proc = run_cli(
+        "attack", str(manifest), "--data", str(data_file), "--attack", "transfer-pgd",
+        "--budget", "2", "-f", "json",
+    )  # fmt: skip
+    assert proc.returncode == code, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert state.inputs == before

@@ -1,21 +1,23 @@
 """The shared table: every attack against every test target, asserting its measured effect.
 
-Targets: the same real model in-process and behind a loopback HTTP server
-(Open Inference Protocol). Each row states the budget and the success it is
-held to. Label-only attacks run against answers that raise if their scores
-are read. Every run checks that the attack's reported query count equals the
+Targets: the same real model in-process and behind loopback HTTP servers
+(Open Inference Protocol v2 and plain JSON). Each row states the budget and
+the success it is held to. Label-only attacks run against answers that raise
+if their scores are read. Every run checks that the attack's reported query count equals the
 oracle's, the ledger's and the model's (or server's) own count, and that no
 point exceeded its budget.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from bastion.attacks import Access, AttackData, AttackResult, Oracle
+from bastion.attacks.public_model import load_public_model
 from bastion.attacks.verdict import to_finding
 from bastion.registry import registry
 from bastion.target import OutputKind
@@ -120,6 +122,32 @@ def test_transfer_from_a_label_only_copy(digits: dict[str, Any], deploy: Any, wh
     assert to_finding(result).rule_id == "A103"
 
 
+@pytest.mark.parametrize("where", TARGETS)
+def test_transfer_from_a_public_model_the_manifest_names(
+    digits: dict[str, Any], deploy: Any, public_weights: Path, public_mlp: Any, where: str
+) -> None:
+    """No query builds the copy: one label per point, then one adversarial each."""
+    deployed = deploy(where, digits["model"], OutputKind.LABEL)
+    idx = digits["correct"][:N_POINTS]
+    assert idx.max() < 200  # the public model never saw these points
+    x, y = digits["x_test"][idx], digits["y_test"][idx]
+    public = load_public_model(public_weights)
+    data = AttackData(space=digits["space"], x=x, public_model=public)
+    oracle = Oracle(deployed.target)
+    eps = 0.2
+    result = registry("attacks").get("transfer-pgd")(eps=eps).run(oracle, data, budget=2, seed=0)
+    _check_counts(result, oracle, deployed.truth())
+    assert result.metrics["surrogate_queries"] == 0
+    assert result.total_queries == 2 * N_POINTS
+    assert result.params["surrogate"] == "public"
+    # chance: random corners of the same L-inf ball, one per point
+    noise = np.random.default_rng(0).choice([-eps, eps], size=x.shape)
+    chance = float(np.mean(digits["model"].predict(np.clip(x + noise, 0.0, 1.0)) != y))
+    assert result.metrics["success_rate"] >= max(0.6, chance + 0.4), (chance, result.evidence())
+    finding = to_finding(result)
+    assert finding.rule_id == "A103" and "crafted on public weights" in finding.message
+
+
 EXTRACTION = [
     "extraction-natural",
     "extraction-random",
@@ -187,3 +215,24 @@ def test_membership_auc_tracks_the_generalisation_gap(
         assert to_finding(result).rule_id == "A301"
     assert aucs["overfit"] > 0.58, aucs
     assert abs(aucs["nogap"] - 0.5) < 0.07, aucs
+
+
+def test_hopskipjump_after_success_stops_when_the_perturbation_stops_shrinking(
+    digits: dict[str, Any], deploy: Any
+) -> None:
+    idx = digits["correct"][:10]
+    data = AttackData(space=digits["space"], x=digits["x_test"][idx])
+    runs = {}
+    for gain in (0.0, 0.05):
+        target = deploy("in-process", digits["model"], OutputKind.LABEL).target
+        attack = registry("attacks").get("hopskipjump-l2")
+        runs[gain] = attack(eps=1.5, stop_on_success=False, min_gain=gain).run(
+            Oracle(target), data, budget=600, seed=0
+        )
+    full, converged = runs[0.0], runs[0.05]
+    assert full.spent is not None and converged.spent is not None
+    assert full.spent.min() > 550  # min_gain 0: every point uses (almost) all of it
+    assert converged.spent.mean() < 0.85 * full.spent.mean()
+    assert converged.metrics["success_rate"] == full.metrics["success_rate"] == 1.0
+    assert full.l2 is not None and converged.l2 is not None
+    assert np.median(converged.l2) < 1.2 * np.median(full.l2)

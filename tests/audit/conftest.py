@@ -30,9 +30,9 @@ def iris(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
         data,
         x=x[te],
         y=y[te],
-        pool=x[te],
-        x_eval=x[te],
-        y_eval=y[te],
+        pool=x[te][:37],  # the attacker's queries, and held-out rows to measure the copy on
+        x_eval=x[te][37:],
+        y_eval=y[te][37:],
         members_x=x[tr][:40],
         members_y=y[tr][:40],
         nonmembers_x=x[te][:40],

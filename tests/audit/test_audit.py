@@ -28,9 +28,11 @@ def test_every_planted_flaw_is_found(vulnerable: tuple[Path, Path, Any]) -> None
     report = audit(manifest, AuditOptions(data=data, **SMALL))  # type: ignore[arg-type]
     # no auth, no limit, raw scores, tracebacks, leaky metadata, malformed input accepted
     assert {"P101", "P103", "P105", "P109", "P110", "P107"} <= _ids(report, "probe")
-    # the attacks succeed through that access
+    # the attacks fool the model through that access, within a stated success radius
     evasion = [f for f in report.findings if f.rule_id in ("A101", "A102")]
-    assert any(f.evidence.get("success_rate", 0) >= 0.6 for f in evasion), evasion
+    assert {f.rule_id for f in evasion} == {"A101", "A102"}
+    assert all(f.evidence["eps"] > 0 for f in evasion), evasion
+    assert any(f.evidence.get("success_rate", 0) > 0 for f in evasion), evasion
     extraction = next(f for f in report.findings if f.rule_id == "A201")
     assert extraction.evidence["fidelity"] >= 0.8
     # the threat model's predictions carry the measurement that confirms them
@@ -143,7 +145,7 @@ def test_executor_spreads_attacks_with_identical_results(
         )
     assert set(runs[0]) == {"A101", "A201"}
     assert runs[0] == runs[1]
-    assert runs[0]["A101"]["success_rate"] >= 0.6
+    assert runs[0]["A101"]["success_rate"] > 0 and runs[0]["A101"]["eps"] > 0
 
 
 def test_scan_stage_on_the_executor_matches_in_process(
@@ -183,3 +185,28 @@ def test_scan_stage_on_the_executor_matches_in_process(
     prints = [{(f.rule_id, f.subject.id, f.subject.member) for f in r.findings} for r in reports]
     assert prints[0] == prints[1]
     assert any(f.rule_id == "S401" for f in reports[0].findings)  # the model in the app
+
+
+def test_evasion_is_judged_within_the_declared_success_radius(
+    vulnerable: tuple[Path, Path, Any],
+) -> None:
+    import yaml
+
+    manifest, data, _ = vulnerable
+    doc = yaml.safe_load(manifest.read_text())
+    model = next(e for e in doc["elements"] if e["id"] == "clf")
+    options = AuditOptions(
+        data=data,
+        attacks=("hopskipjump-l2",),
+        stages=("attacks",),
+        **dict(SMALL, points=3, point_budget=60),  # type: ignore[arg-type]
+    )
+    derived = next(f for f in audit(manifest, options).findings if f.rule_id == "A101")
+    # without a declaration: a quarter of the way to the nearest iris of another class
+    assert 0.05 < derived.evidence["eps"] < 1.0
+    model["input"]["perturbation"] = {"l2": 0.05}
+    manifest.write_text(yaml.safe_dump(doc, sort_keys=False))
+    declared = next(f for f in audit(manifest, options).findings if f.rule_id == "A101")
+    assert declared.evidence["eps"] == 0.05
+    assert "within L2 distance 0.05 of each point" in declared.message
+    assert declared.evidence["success_rate"] <= derived.evidence["success_rate"]

@@ -33,7 +33,10 @@ def test_the_careless_system_is_exposed_with_measured_evidence(demo) -> None:  #
     result, _ = demo
     before = {f.rule_id: f for f in result.before.findings}
     assert {"P101", "P103", "P105", "P109", "P110", "T014", "T016"} <= set(before)
-    assert before["A101"].evidence["success_rate"] >= 0.8
+    # evasion within the stated success radius: the score-based attack fools most points
+    evasion = [before[r] for r in ("A101", "A102")]
+    assert all(f.evidence["eps"] > 0 for f in evasion)
+    assert max(f.evidence["success_rate"] for f in evasion) >= 0.8, evasion
     assert before["A201"].evidence["fidelity"] >= 0.8
     scanned = [f for f in result.before.findings if f.analyser == "scan"]
     assert any("leaflet-app.apk" in f.subject.id for f in scanned)
@@ -63,3 +66,13 @@ def test_the_report_and_the_guard_config_are_written(demo) -> None:  # type: ign
     guard = (result.workdir / "guard.yaml").read_text()
     assert "# answers: P103" in guard and "sha256:" in guard
     assert Path(result.workdir / "guard-audit.jsonl").stat().st_size > 0
+
+
+def test_the_re_audit_attacks_as_fresh_principals(demo) -> None:  # type: ignore[no-untyped-def]
+    result, _ = demo
+    log = (result.workdir / "guard-audit.jsonl").read_text().splitlines()
+    principals = {json.loads(line).get("principal") for line in log}
+    # the probes ran as the client; each attack as its own account, so a block earned by
+    # the probes cannot stop the attacks by accident
+    assert "demo-client" in principals
+    assert {p for p in principals if p and p.startswith("demo-attacker-")}

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bastion.detect.feeds import Feed, pull, push
 from bastion.detect.history import Entry, Ring
+from bastion.guard.stores.memory import MemoryStore
 from bastion.guard.stores.sqlite import SQLiteStore
 
 
@@ -35,16 +37,44 @@ def test_ttl_forgets_old_queries() -> None:
 
 def test_entries_persist_through_sqlite_and_rebuild_after_restart(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.db")
-    ring = Ring(5, 4)
+    ring, feed = Ring(5, 4), Feed("k", 5)
     for i in range(8):
-        e = Entry(np.full(4, i, np.float32), float(i), 7, i, i // 2, 0.5, i > 5)
+        e = Entry(np.full(4, i, np.float32), float(i), 7, i, i // 2, 0.5, i > 5, 0.25 * i)
         ring.add(e)
-        ring.persist(store, "k", e)
+        push(store, "first", [feed], [e])
     store.close()
     store = SQLiteStore(tmp_path / "s.db")
     again = Ring(5, 4)
-    again.load(store, "k")
+    for e in pull(store, "second", [Feed("k", 5)])[0]:
+        again.add(e)
     assert again.size == 5
     assert sorted(again.label[:5].tolist()) == [3, 4, 5, 6, 7]  # the newest five survive
     assert sorted(again.suspect[:5].tolist()) == sorted(ring.suspect[:5].tolist())
     store.close()
+
+
+def test_a_feed_pulls_only_other_replicas_entries_after_its_first_read() -> None:
+    store = MemoryStore()
+    mine, theirs = Feed("k", 10), Feed("k", 10)
+
+    def entry(i: int) -> Entry:
+        return Entry(np.full(2, i, np.float32), float(i), 1, i, 0, 0.0, False, 0.5)
+
+    push(store, "a", [mine], [entry(0)])
+    assert [e.label for e in pull(store, "a", [mine])[0]] == [0]  # cold: own entries too
+    push(store, "a", [mine], [entry(1)])
+    push(store, "b", [theirs], [entry(2), entry(3)])
+    got = pull(store, "a", [mine])[0]
+    assert [e.label for e in got] == [2, 3] and got[0].score == 0.5  # warm: others' only
+    assert pull(store, "a", [mine]) == [[]]
+
+
+def test_an_entry_round_trips_through_bytes_exactly() -> None:
+    """Replicas measure distances to pulled entries; a lossy encoding would make a verbatim
+    repeat sent to another replica look like a new, nearby query."""
+    v = np.random.default_rng(1).normal(size=32).astype(np.float32) * 10
+    e = Entry(v, 5.5, 123, 2, 4, 0.25, True, 0.55)
+    back = Entry.from_bytes(e.to_bytes())
+    assert np.array_equal(back.vector, v)
+    assert (back.time, back.owner, back.label, back.depth, back.suspect) == (5.5, 123, 2, 4, True)
+    assert back.score == np.float32(0.55) and back.step == 0.25

@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.guard.servers import iris_model, redis_server
+from bastion.guard import Guard, load_config
+from bastion.guard.adapters.proxy import GuardProxy
+from bastion.guard.stores.base import Store
+from bastion.guard.stores.memory import MemoryStore
+from bastion.guard.stores.sqlite import SQLiteStore
+from tests.guard.servers import ThreadServer, iris_model, model_app, redis_server
 
 KEYS = {
     "alice": ("alice01.secret-alice", ["predict"]),
@@ -103,3 +108,45 @@ def redis_url() -> Iterator[str]:
         pytest.skip("redis-server binary not on PATH (apt-get install redis-server)")
     with redis_server() as (url, _proc):
         yield url
+
+
+@pytest.fixture
+def seen() -> dict[str, str]:
+    return {}
+
+
+@pytest.fixture
+def upstream(model: Any, seen: dict[str, str]) -> Iterator[str]:
+    with ThreadServer(model_app(model, seen=seen)) as url:
+        yield url
+
+
+@pytest.fixture
+def proxy(write_config: Callable[..., Path], upstream: str) -> Callable[..., Any]:
+    """Start a guard proxy in front of `upstream` (or another URL) with config overrides."""
+    servers: list[ThreadServer] = []
+
+    def start(target: str | None = None, **over: Any) -> tuple[str, Guard]:
+        guard = Guard(load_config(write_config(**over)))
+        server = ThreadServer(GuardProxy(guard, target or upstream), lifespan="on")
+        servers.append(server)
+        return server.__enter__(), guard
+
+    yield start
+    for s in servers:
+        s.__exit__(None, None, None)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each of the three built-in stores in turn (Redis: a real server, skipped if absent)."""
+    if request.param == "memory":
+        s: Store = MemoryStore()
+    elif request.param == "sqlite":
+        s = SQLiteStore(tmp_path / "s.db")
+    else:
+        from bastion.guard.stores.redis import RedisStore
+
+        s = RedisStore(request.getfixturevalue("redis_url"))
+    yield s
+    s.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +11,6 @@ import yaml
 
 from bastion.guard import Guard, load_config
 from bastion.guard.adapters.asgi import GuardMiddleware
-from bastion.guard.adapters.proxy import GuardProxy
 from bastion.guard.verification import verify_log
 from tests.guard.conftest import auth
 from tests.guard.servers import ThreadServer, free_port, model_app
@@ -36,33 +33,6 @@ def oip(x: Any) -> dict[str, Any]:
             }
         ]
     }
-
-
-@pytest.fixture
-def seen() -> dict[str, str]:
-    return {}
-
-
-@pytest.fixture
-def upstream(model: Any, seen: dict[str, str]) -> Iterator[str]:
-    with ThreadServer(model_app(model, seen=seen)) as url:
-        yield url
-
-
-@pytest.fixture
-def proxy(write_config: Callable[..., Path], upstream: str) -> Callable[..., Any]:
-    """Start a guard proxy in front of `upstream` (or another URL) with config overrides."""
-    servers: list[ThreadServer] = []
-
-    def start(target: str | None = None, **over: Any) -> tuple[str, Guard]:
-        guard = Guard(load_config(write_config(**over)))
-        server = ThreadServer(GuardProxy(guard, target or upstream), lifespan="on")
-        servers.append(server)
-        return server.__enter__(), guard
-
-    yield start
-    for s in servers:
-        s.__exit__(None, None, None)
 
 
 def test_unauthenticated_request_is_refused(proxy) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,22 +9,7 @@ from limits import parse
 from limits.strategies import FixedWindowRateLimiter
 
 from bastion.guard.stores.base import ReviewCase, Store
-from bastion.guard.stores.memory import MemoryStore
 from bastion.guard.stores.sqlite import SQLiteStore
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "memory":
-        s: Store = MemoryStore()
-    elif request.param == "sqlite":
-        s = SQLiteStore(tmp_path / "s.db")
-    else:
-        from bastion.guard.stores.redis import RedisStore
-
-        s = RedisStore(request.getfixturevalue("redis_url"))
-    yield s
-    s.close()
 
 
 def test_rate_limit_counters(store: Store) -> None:

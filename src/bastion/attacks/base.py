@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +18,9 @@ import numpy.typing as npt
 from bastion.attacks.oracle import Access, Oracle
 from bastion.attacks.space import Domain, InputSpace
 from bastion.findings import Series
+
+if TYPE_CHECKING:
+    from bastion.attacks.public_model import PublicMLP
 
 __all__ = ["Attack", "AttackData", "AttackKind", "AttackResult", "Norm"]
 
@@ -52,6 +55,8 @@ class AttackData:
     measure extraction fidelity on. `members`/`nonmembers`: the candidate
     records whose membership is tested. `targets`: target classes for a
     targeted evasion (one per row of `x`), None for untargeted.
+    `public_model`: published weights close to the target's (the manifest's
+    `public_model`), which a transfer attack crafts on without queries.
     """
 
     space: InputSpace
@@ -64,6 +69,7 @@ class AttackData:
     nonmembers: tuple[FloatArray, IntArray] | None = None
     targets: IntArray | None = None
     n_classes: int | None = None
+    public_model: PublicMLP | None = None
 
 
 @dataclass(frozen=True)

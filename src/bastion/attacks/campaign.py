@@ -14,6 +14,7 @@ from typing import Any
 
 from bastion.attacks.base import AttackData, AttackKind, AttackResult
 from bastion.attacks.oracle import Access, Oracle
+from bastion.attacks.radius import Radius, radius_for
 from bastion.attacks.verdict import to_finding
 from bastion.errors import BudgetExhausted, UsageError
 from bastion.findings import Finding, Series, Subject
@@ -72,13 +73,14 @@ def run_campaign(
     *,
     budget: int,
     seed: int = 0,
-    eps: float | None = None,
+    eps: Radius = None,
     realistic_budget: int | None = None,
     subject: Subject | None = None,
     progress: Progress | None = None,
     batch_size: int = 4096,
 ) -> CampaignRun:
-    """`budget` is per attacked point for evasion and per attack otherwise."""
+    """`budget` is per attacked point for evasion and per attack otherwise; `eps` is the
+    success radius of evasion attacks (one value, or one per norm)."""
     if budget < 1:
         raise UsageError(f"--budget must be at least 1, got {budget}")
     ledger = target if isinstance(target, Ledger) else Ledger(target)
@@ -93,7 +95,8 @@ def run_campaign(
     for index, (name, cls) in enumerate(chosen):
         if progress is not None:
             progress(name, index, len(chosen))
-        attack = cls(eps=eps) if eps is not None and cls.kind is AttackKind.EVASION else cls()
+        radius = radius_for(eps, cls)
+        attack = cls(eps=radius) if radius is not None else cls()
         oracle = Oracle(ledger, access=cls.access, space=data.space, batch_size=batch_size)
         try:
             result = attack.run(oracle, data, budget=budget, seed=seed)

@@ -21,7 +21,7 @@ from bastion.attacks.base import AttackData, AttackKind, AttackResult
 from bastion.attacks.oracle import Access, Oracle
 from bastion.attacks.space import Domain
 from bastion.attacks.surrogate import fit_surrogate, input_gradient, predict_labels
-from bastion.errors import UsageError
+from bastion.errors import BudgetExhausted, TargetError, UsageError
 from bastion.findings import Series
 
 __all__ = [
@@ -71,7 +71,7 @@ class Extraction:
         start = time.perf_counter()
         rng = np.random.default_rng(seed)
         before = oracle.queries
-        pool = data.pool if data.pool is not None else data.x
+        pool = _held_out(data.pool if data.pool is not None else data.x, data.x_eval)
         soft = self.soft and oracle.access is Access.SCORES
         truth_eval = oracle.labels(data.x_eval)
         eval_queries = oracle.queries - before
@@ -79,14 +79,25 @@ class Extraction:
         ys: list[Any] = []
         marks = sorted({c for c in self.checkpoints if c < budget} | {budget})
         fid, acc, model = [], [], None
+        stopped: str | None = None
         used = np.zeros(pool.shape[0], dtype=bool)
         for mark in marks:
             need = mark - sum(len(x) for x in xs)
             if need <= 0:
                 continue
             batch = self._choose(need, pool, used, xs, ys, model, data, rng)
+            try:
+                answers = np.nan_to_num(oracle.scores(batch)) if soft else oracle.labels(batch)
+            except BudgetExhausted:
+                raise
+            except TargetError as exc:
+                if model is None:
+                    raise  # nothing was learnt: the caller reports the stop
+                # cut short: the curve so far was measured, the copy stands as it is
+                stopped = str(exc).splitlines()[0][:300]
+                break
             xs.append(batch)
-            ys.append(np.nan_to_num(oracle.scores(batch)) if soft else oracle.labels(batch))
+            ys.append(answers)
             model = fit_surrogate(
                 np.concatenate(xs),
                 np.concatenate(ys),
@@ -115,6 +126,7 @@ class Extraction:
             "training_queries": float(spent - eval_queries),
             "evaluation_queries": float(eval_queries),
             "soft_labels": float(soft),
+            **({"stopped_by_endpoint": 1.0} if stopped else {}),
             **{f"fidelity_at_{int(m)}": f for m, f in zip(x_axis, fid, strict=True)},
         }
         if data.y_eval is not None:
@@ -137,7 +149,12 @@ class Extraction:
             wall_time_s=time.perf_counter() - start,
             metrics=metrics,
             series=tuple(series),
-            params={"strategy": self.strategy, "surrogate": self.surrogate, "seed": seed},
+            params={
+                "strategy": self.strategy,
+                "surrogate": self.surrogate,
+                "seed": seed,
+                **({"stopped_by_endpoint": stopped} if stopped else {}),
+            },
         )
 
     def _natural(
@@ -256,3 +273,22 @@ class ActiveExtraction(Extraction):
         used[unsure] = True
         rest = self._natural(need - n_unsure, pool, used, rng, data.space)
         return np.concatenate([pool[unsure], rest])
+
+
+def _held_out(pool: FloatArray, x_eval: FloatArray) -> FloatArray:
+    """The pool without the rows fidelity is measured on.
+
+    A copy evaluated on inputs it was trained on looks better than it is; the
+    attacker's data may well hold the same rows in both (one file, two roles).
+    """
+    flat_eval = x_eval.reshape(x_eval.shape[0], -1)
+    seen = {row.tobytes() for row in np.ascontiguousarray(flat_eval, dtype=np.float64)}
+    flat = np.ascontiguousarray(pool.reshape(pool.shape[0], -1), dtype=np.float64)
+    keep = np.array([row.tobytes() not in seen for row in flat], dtype=bool)
+    if not keep.any():
+        raise UsageError(
+            "every row of the extraction pool is also an evaluation row: fidelity would be "
+            "measured on the copy's own training inputs",
+            hint="give separate rows as pool and x_eval in --data",
+        )
+    return np.asarray(pool[keep], dtype=np.float64)

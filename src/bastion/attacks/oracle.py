@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bastion.attacks.space import InputSpace
-from bastion.errors import AccessDenied, BudgetExhausted, TargetError
+from bastion.errors import AccessDenied, BudgetExhausted, EndpointError, TargetError
 from bastion.target.base import OutputKind, Target
 from bastion.target.ledger import Ledger
 
@@ -91,17 +91,26 @@ class Oracle:
         self, x: npt.NDArray[Any], origin: npt.NDArray[np.float64] | None = None
     ) -> npt.NDArray[np.float64]:
         """Scores per row and class (NaN where a top-k answer omits a class)."""
+        return self.answers(x, origin)[1]
+
+    def answers(
+        self, x: npt.NDArray[Any], origin: npt.NDArray[np.float64] | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """The target's labels and its scores from the same answers (one query per row)."""
         if self.access is not Access.SCORES:
             raise AccessDenied(
                 f"scores requested from {self.info.name!r} with label-only access",
                 hint="this attack needs scores; run a decision-based attack instead",
             )
-        out = []
+        labels, out = [], []
         for r in self._send(x, origin):
             if r.scores is None:
                 raise TargetError(f"target {self.info.name!r} returned no scores")
+            labels.append(np.asarray(r.labels, dtype=np.int64))
             out.append(np.asarray(r.scores, dtype=np.float64))
-        return np.concatenate(out) if out else np.zeros((0, self.info.n_classes or 0))
+        if not out:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.info.n_classes or 0))
+        return np.concatenate(labels), np.concatenate(out)
 
     def _send(self, x: npt.NDArray[Any], origin: npt.NDArray[np.float64] | None) -> list[Any]:
         x = np.asarray(x, dtype=np.float64)
@@ -122,11 +131,28 @@ class Oracle:
                 )
         shape = self.info.input_shape
         answers = []
-        for start in range(0, n, self.batch_size):
+        start = 0
+        while start < n:
             chunk = x[start : start + self.batch_size]
             if shape is not None and tuple(shape) != (chunk.shape[1],):
                 chunk = chunk.reshape((chunk.shape[0], *shape))
-            answer = self.ledger.query(chunk.astype(self.info.dtype, copy=False))
+            try:
+                answer = self.ledger.query(chunk.astype(self.info.dtype, copy=False))
+            except EndpointError as exc:
+                # "too large": any attacker's client sends smaller batches and carries on
+                if exc.status != 413 or chunk.shape[0] <= 1:
+                    raise
+                self.queries += int(chunk.shape[0])  # sent and charged, like the ledger does
+                self.calls += 1
+                self.batch_size = max(1, int(chunk.shape[0]) // 2)
+                if self.budget is not None and self.queries + (n - start) > self.budget:
+                    raise BudgetExhausted(
+                        f"refused batches used the budget of {self.budget} ({self.queries} spent)",
+                        spent=self.queries,
+                        budget=self.budget,
+                    ) from None
+                continue
+            start += int(chunk.shape[0])
             if len(answer) != chunk.shape[0]:
                 raise TargetError(
                     f"target {self.info.name!r} answered {len(answer)} rows "

@@ -8,7 +8,7 @@ that transfer to the target — no torch needed.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -19,10 +19,23 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from bastion.attacks.base import Norm
 from bastion.attacks.space import InputSpace
 
-__all__ = ["fit_surrogate", "input_gradient", "pgd"]
+__all__ = ["Differentiable", "fit_surrogate", "forward", "input_gradient", "pgd"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+
+class Differentiable(Protocol):
+    """An MLP in scikit-learn's layout: a fitted MLPClassifier or a public model's weights."""
+
+    @property
+    def coefs_(self) -> Any: ...
+    @property
+    def intercepts_(self) -> Any: ...
+    @property
+    def activation(self) -> str: ...
+    @property
+    def classes_(self) -> Any: ...
 
 
 def fit_surrogate(
@@ -88,13 +101,26 @@ def _dact(name: str, a: FloatArray) -> FloatArray:
     return np.ones_like(a)
 
 
-def input_gradient(model: MLPClassifier, x: FloatArray, labels: IntArray) -> FloatArray:
-    """d(cross-entropy of `labels`)/d(input) for a fitted MLPClassifier, by backprop."""
+def _layers(model: Differentiable, x: FloatArray) -> list[FloatArray]:
+    """The input, each hidden layer's activations and the output logits."""
     name = str(model.activation)
     acts = [x]
+    last = len(model.coefs_) - 1
     for i, (w, b) in enumerate(zip(model.coefs_, model.intercepts_, strict=True)):
         z = acts[-1] @ w + b
-        acts.append(z if i == len(model.coefs_) - 1 else _act(name, z))
+        acts.append(z if i == last else _act(name, z))
+    return acts
+
+
+def forward(model: Differentiable, x: FloatArray) -> FloatArray:
+    """Output logits (one logistic unit for a binary scikit-learn model)."""
+    return _layers(model, x)[-1]
+
+
+def input_gradient(model: Differentiable, x: FloatArray, labels: IntArray) -> FloatArray:
+    """d(cross-entropy of `labels`)/d(input) for an MLP, by backprop."""
+    name = str(model.activation)
+    acts = _layers(model, x)
     logits = acts[-1]
     cls_index = np.searchsorted(model.classes_, labels)
     if logits.shape[1] == 1:  # binary: one logistic unit for classes_[1]
@@ -114,7 +140,7 @@ def input_gradient(model: MLPClassifier, x: FloatArray, labels: IntArray) -> Flo
 
 
 def pgd(
-    model: MLPClassifier,
+    model: Differentiable,
     space: InputSpace,
     x0: FloatArray,
     labels: IntArray,

@@ -111,19 +111,48 @@ def _ladder(value: float, cuts: tuple[float, float, float]) -> Severity:
     return Severity.INFO
 
 
+def _stop_note(result: AttackResult) -> str:
+    reason = result.params.get("stopped_by_endpoint")
+    if not reason:
+        return ""
+    return (
+        f" The endpoint stopped the attack after {result.total_queries} queries ({reason}); "
+        "the figures are what it achieved until then."
+    )
+
+
 def _message(result: AttackResult, extra: dict[str, float]) -> str:
     m = result.metrics
     if result.kind is AttackKind.EVASION:
         rate = extra.get("success_at_realistic_budget", m.get("success_rate", 0.0))
-        budget = int(extra.get("realistic_budget", m.get("budget_per_point", 0)))
-        return (
-            f"{result.attack} fooled the model on {rate:.0%} of {result.n} points "
-            f"within {budget} queries each, with {result.access.value} access."
+        ran = int(m.get("budget_per_point", 0))
+        allowed = int(extra.get("realistic_budget", ran))
+        budget = min(ran, allowed) if ran else allowed
+        eps = m.get("eps")
+        norm = str(result.params.get("norm", "l2"))
+        where = (
+            f"within {norm.upper()} distance {eps:.4g} of each point"
+            if eps is not None
+            else "at any distance (no success radius was set)"
         )
+        text = (
+            f"{result.attack} fooled the model on {rate:.0%} of {result.n} points "
+            f"{where}, within {budget} queries each, with {result.access.value} access"
+            + (
+                f" (a day at the observed rate limit allows {allowed})."
+                if allowed > budget
+                else "."
+            )
+            + _stop_note(result)
+        )
+        if result.params.get("surrogate") == "public":
+            text += " The adversarials were crafted on public weights, with no query."
+        return text
     if result.kind is AttackKind.EXTRACTION:
         return (
             f"{result.attack}: a surrogate trained on {result.total_queries} answers agrees "
             f"with the model on {m.get('fidelity', 0.0):.0%} of held-out inputs."
+            + _stop_note(result)
         )
     return (
         f"{result.attack}: membership AUC {m.get('auc', 0.5):.2f}, "

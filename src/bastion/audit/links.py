@@ -3,7 +3,8 @@
 A threat-model finding ("scores exposed, no rate limit → extraction") is a
 prediction from declarations. When a probe or an attack against the endpoint
 serving that model measured the same weakness, the threat carries that
-evidence and its severity rises to what was measured; when the measurement ran
+evidence and its severity becomes what was measured (higher or lower than the
+declaration's); when the measurement ran
 and did not reproduce it, the threat is kept (the declaration still says so)
 but its severity drops one level and the refuting measurement is attached.
 """
@@ -107,7 +108,9 @@ def link(findings: list[Finding], manifest: SystemManifest, measured: set[str]) 
         if confirming:
             worst = max((m.severity for m in confirming), key=lambda s: s.rank)
             evidence["confirmed_by"] = [_summary(m) for m in confirming]
-            severity = worst if worst.rank > f.severity.rank else f.severity
+            # the measurement decides, both ways: a declared high that an attack reproduced
+            # only at medium (say, 20 % success within the radius) is a medium
+            severity = worst
             out.append(
                 f.model_copy(
                     update={

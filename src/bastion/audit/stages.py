@@ -42,6 +42,9 @@ class AuditOptions:
     points: int = 20
     time_limit_s: float = 600.0
     api_key: str | None = None
+    # Attacks run as these principals in turn (an attacker with several accounts), so a
+    # guard that blocked the probing principal does not stop the attacks by accident.
+    attack_keys: tuple[str, ...] = ()
     against: str | None = None
     endpoint: str | None = None
     seed: int = 0
@@ -198,10 +201,23 @@ def _attacks(ctx: AuditContext) -> StageResult:
             points=ctx.options.points,
             seed=ctx.options.seed,
         )
+        radius = _radius(model, data)
+        if radius:
+            shown = ", ".join(f"{n.value} {v:.4g}" for n, v in radius.items())
+            notes.append(f"{key}: evasion counts as success within {shown} of the original")
         rate = _observed_rate(ctx, key)
         # Severity is read at what one day at the observed rate allows per attacked point.
         realistic = None if rate is None else max(1, int(rate * 86_400))
-        for name in ctx.options.attacks:
+        keys = ctx.options.attack_keys
+        base_endpoint = endpoint
+        for index, name in enumerate(ctx.options.attacks):
+            if ctx.progress is not None:
+                ctx.progress(f"{key}: {name}", index, len(ctx.options.attacks))
+            if keys:
+                from dataclasses import replace
+
+                key_options = replace(base_endpoint.options, api_key=keys[index % len(keys)])
+                endpoint = replace(base_endpoint, options=key_options)
             left = ctx.options.budget - spent
             if left <= 0 or ctx.remaining_s <= 0:
                 notes.append(f"{key}: {name} not run: global budget or time limit reached")
@@ -209,7 +225,7 @@ def _attacks(ctx: AuditContext) -> StageResult:
             # An attacker in a bounded audit does not wait out a long Retry-After.
             if executor is not None:
                 spent += _distributed(
-                    ctx, executor, endpoint, data, name, realistic, findings, series, notes
+                    ctx, executor, endpoint, data, name, realistic, radius, findings, series, notes
                 )
                 continue
             ledger = Ledger(target_for(endpoint), budget=left, retries=1, max_wait_s=2.0)
@@ -221,6 +237,7 @@ def _attacks(ctx: AuditContext) -> StageResult:
                     [name],
                     budget=per,
                     seed=ctx.options.seed,
+                    eps=radius or None,
                     realistic_budget=realistic,
                     subject=endpoint.subject(),
                 )
@@ -253,6 +270,7 @@ def _distributed(
     data: Any,
     name: str,
     realistic: int | None,
+    radius: dict[Any, float],
     findings: list[Finding],
     series: list[Series],
     notes: list[str],
@@ -270,6 +288,7 @@ def _distributed(
             [name],
             budget=ctx.options.point_budget,
             seed=ctx.options.seed,
+            eps=radius or None,
             realistic_budget=realistic,
             subject=endpoint.subject(),
         )
@@ -321,6 +340,22 @@ def _stopped(name: str, subject: Subject, queries: int, exc: Exception) -> Findi
         mitigations=rule.mitigations,
         key=name,
     )
+
+
+def _radius(model: Any, data: Any) -> dict[Any, float]:
+    """Per norm, the evasion success radius: the manifest's, else read from the data."""
+    from bastion.attacks.base import Norm
+    from bastion.attacks.radius import success_radius
+
+    declared = getattr(getattr(model, "input", None), "perturbation", None)
+    out: dict[Any, float] = {}
+    for norm in Norm:
+        value = getattr(declared, norm.value, None) if declared is not None else None
+        if value is None:
+            value = success_radius(data, norm)
+        if value is not None:
+            out[norm] = float(value)
+    return out
 
 
 def _served_model(manifest: SystemManifest, endpoint_id: str | None) -> Any:

@@ -20,6 +20,7 @@ from bastion.attacks.base import AttackData, AttackKind, AttackResult
 from bastion.attacks.campaign import CampaignRun, plan
 from bastion.attacks.evasion.engine import budget_grid
 from bastion.attacks.oracle import Oracle
+from bastion.attacks.radius import Radius, radius_for
 from bastion.attacks.verdict import to_finding
 from bastion.campaign.executor import Executor, Progress
 from bastion.errors import BudgetExhausted, UsageError
@@ -129,7 +130,7 @@ def attack_tasks(
     *,
     budget: int,
     seed: int = 0,
-    eps: float | None = None,
+    eps: Radius = None,
     chunk_size: int = 16,
     batch_size: int = 4096,
 ) -> tuple[list[AttackTask], list[str]]:
@@ -146,7 +147,8 @@ def attack_tasks(
     chosen, notes = plan(names, access, data)
     tasks: list[AttackTask] = []
     for name, cls in chosen:
-        common: dict[str, Any] = {"budget": budget, "eps": eps, "batch_size": batch_size}
+        radius = radius_for(eps, cls)
+        common: dict[str, Any] = {"budget": budget, "eps": radius, "batch_size": batch_size}
         if cls.kind is not AttackKind.EVASION:
             tasks.append(AttackTask(target, name, data, seed=seed, **common))
             continue
@@ -218,7 +220,7 @@ def run_attacks(
     *,
     budget: int,
     seed: int = 0,
-    eps: float | None = None,
+    eps: Radius = None,
     chunk_size: int = 16,
     realistic_budget: int | None = None,
     subject: Subject | None = None,

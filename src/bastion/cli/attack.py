@@ -8,6 +8,7 @@ of plain numbers.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -68,8 +69,11 @@ def _from_manifest(path: Path, endpoint_id: str | None, options: Any) -> dict[st
     ep = endpoints[0]
     element = manifest.element(str(ep.element_id))
     model_id = getattr(element, "model", None)
-    spec = getattr(manifest.element(model_id), "input", None) if model_id else None
+    model = manifest.element(model_id) if model_id else None
+    spec = getattr(model, "input", None)
+    public = getattr(model, "public_model", None)
     return {
+        "public_model": None if public is None else (path.parent / public.path, public),
         "target": _target(ep),
         "subject": ep.subject(),
         "domain": getattr(spec, "domain", None),
@@ -79,6 +83,35 @@ def _from_manifest(path: Path, endpoint_id: str | None, options: Any) -> dict[st
         "system": system_data(manifest),
         "name": str(path),
     }
+
+
+def _transfers(names: list[str]) -> bool:
+    """Does any requested attack craft on a public model? (Only then is the file read.)"""
+    from bastion.registry import registry
+
+    attacks = registry("attacks")
+    return any(getattr(attacks.get(n), "uses_public_model", False) for n in names)
+
+
+def _public_model(path: Path, spec: Any) -> Any:
+    """Load the weights a manifest's `public_model` (or `--public-model`) names."""
+    from bastion.attacks.public_model import load_public_model
+
+    if spec is None:  # --public-model: the format is the file's suffix
+        fmt = {".safetensors": "safetensors", ".npz": "npz"}.get(path.suffix.lower())
+        if fmt is None:
+            raise UsageError(
+                f"--public-model {path}: cannot tell the format from the suffix",
+                hint="a .safetensors file, or an .npz of plain arrays",
+            )
+        return load_public_model(path, fmt=fmt)
+    return load_public_model(
+        path,
+        fmt=spec.format,
+        sha256=spec.sha256,
+        activation=spec.activation,
+        classes=spec.classes,
+    )
 
 
 def attack(
@@ -123,6 +156,13 @@ def attack(
         str | None, typer.Option(envvar="BASTION_API_KEY", help="Credential for the endpoint.")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.")] = 10.0,
+    public_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Public weights (.safetensors or .npz) transfer-pgd crafts on, "
+            "instead of a copy trained on the target's answers."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same run.")] = 0,
     batch_size: Annotated[
         int, typer.Option(help="Most inputs per request (servers often cap batches).")
@@ -171,10 +211,13 @@ def attack(
         points=points,
         seed=seed,
     )
+    names = [n.strip() for n in attacks.split(",") if n.strip()]
+    public = (public_model, None) if public_model is not None else found.get("public_model")
+    if public is not None and _transfers(names):
+        dataset = replace(dataset, public_model=_public_model(*public))
     limit = rate_limit or found.get("rate_limit")
     realistic = None if limit is None else max(1, int(parse_rate(limit) * 86_400))
     ledger = Ledger(found["target"], budget=max_queries, pace=limit if pace and limit else None)
-    names = [n.strip() for n in attacks.split(",") if n.strip()]
     try:
         with progress_bar() as bar:
             task = bar.add_task("attacks", total=len(names))

@@ -86,6 +86,13 @@ def audit_command(
     api_key: Annotated[
         str | None, typer.Option(envvar="BASTION_API_KEY", help="Credential for the endpoints.")
     ] = None,
+    attack_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Credential for the attacks (repeat it: each attack runs as the next "
+            "principal, like an attacker with several accounts). Default: --api-key."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same run.")] = 0,
     executor: Annotated[
         str | None,
@@ -117,6 +124,7 @@ def audit_command(
         points=points,
         time_limit_s=time_limit,
         api_key=api_key,
+        attack_keys=tuple(attack_key or ()),
         against=against,
         endpoint=endpoint,
         seed=seed,

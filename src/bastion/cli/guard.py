@@ -65,21 +65,25 @@ def serve(
         f"guard: {url} behind {host} ({len(guard.policies)} policies, store {guard.store.name})",
         err=True,
     )
-    import socket
+    from bastion.guard.adapters.listener import listen
 
     # Bind first so port 0 works and the announced URL is already accepting connections.
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        sock = listen(host, port)
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(256)
     bound = sock.getsockname()[1]
     if announce:
         typer.echo(f"READY http://{host}:{bound}")
     server = uvicorn.Server(
-        uvicorn.Config(GuardProxy(guard, url), log_level="warning", access_log=False, lifespan="on")
+        uvicorn.Config(
+            GuardProxy(guard, url),
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            # the guard identifies callers by credentials, never by X-Forwarded-For
+            proxy_headers=False,
+        )
     )
     server.run(sockets=[sock])
 

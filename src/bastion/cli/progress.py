@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from bastion.errors import Interrupted
 
-__all__ = ["StageProgress", "interruptible", "progress_bar"]
+__all__ = ["StageProgress", "check_interrupted", "interruptible", "progress_bar"]
 
 
 def progress_bar(console: Console | None = None) -> Progress:
@@ -28,6 +28,21 @@ def progress_bar(console: Console | None = None) -> Progress:
     )
 
 
+_PENDING: list[str] = []
+
+
+def check_interrupted() -> None:
+    """Raise `Interrupted` if Ctrl-C came and its exception was lost on the way.
+
+    A signal handler's exception surfaces in whatever code runs at that moment;
+    inside a weakref callback or `__del__` (an import lock's, say) Python prints
+    "Exception ignored" and carries on. Progress hooks call this between steps so
+    such a Ctrl-C still stops the run at the next step.
+    """
+    if _PENDING:
+        raise Interrupted(f"interrupted; {_PENDING[-1]}")
+
+
 @contextlib.contextmanager
 def interruptible(what: str) -> Iterator[None]:
     """Turn Ctrl-C into `Interrupted` (exit 130) with a message saying what is kept.
@@ -36,13 +51,17 @@ def interruptible(what: str) -> Iterator[None]:
     """
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        _PENDING.append(what)
         raise Interrupted(f"interrupted; {what}")
 
+    _PENDING.clear()
     previous = signal.signal(signal.SIGINT, handler)
     try:
         yield
+        check_interrupted()  # the work ended, but a Ctrl-C during it was swallowed
     finally:
         signal.signal(signal.SIGINT, previous)
+        _PENDING.clear()
 
 
 class StageProgress:
@@ -65,6 +84,7 @@ class StageProgress:
         self._bar.__exit__(kind, exc, tb)
 
     def stage(self, name: str, event: str) -> None:
+        check_interrupted()
         if event == "start":
             self._t0 = time.monotonic()
             self._task = self._bar.add_task(name, total=None)
@@ -77,5 +97,6 @@ class StageProgress:
             self.console.print(f"↻ {name} (kept from the earlier run)", highlight=False)
 
     def step(self, what: str, index: int, total: int) -> None:
+        check_interrupted()
         if self._task is not None:
             self._bar.update(self._task, completed=index, total=total, description=what)

@@ -8,7 +8,6 @@ test server has (no auth, no limit, raw scores, tracebacks, leaky metadata).
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 
 __all__ = ["main"]
@@ -25,13 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from bastion.demo.careless import MODEL_NAME, train
+    from bastion.guard.adapters.listener import listen
     from bastion.testing.servers import ServerConfig, model_app
 
     app = model_app(train().model, ServerConfig.vulnerable(model_name=MODEL_NAME, bounds=(0, 16)))
     # Bind and listen first, then announce: connections queue until uvicorn accepts.
-    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
-    sock.bind((args.host, args.port))
-    sock.listen(128)
+    sock = listen(args.host, args.port, backlog=128)
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, lifespan="off", server_header=False

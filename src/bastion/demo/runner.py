@@ -35,15 +35,25 @@ class DemoResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _options(data: Path, quick: bool, against: str | None, key: str | None) -> AuditOptions:
+ATTACKS = ("hopskipjump-l2", "square-linf", "extraction-natural", "membership-loss")
+
+
+def _options(
+    data: Path,
+    quick: bool,
+    against: str | None,
+    key: str | None,
+    attack_keys: tuple[str, ...] = (),
+) -> AuditOptions:
     return AuditOptions(
         data=data,
-        attacks=("hopskipjump-l2", "square-linf", "extraction-natural", "membership-loss"),
+        attacks=ATTACKS,
         budget=6_000 if quick else 20_000,
         point_budget=150 if quick else 400,
         points=5 if quick else 12,
         time_limit_s=45.0 if quick else 90.0,
         api_key=key,
+        attack_keys=attack_keys,
         against=against,
     )
 
@@ -71,6 +81,9 @@ def run_demo(workdir: Path, quick: bool = False, say: Say = print) -> DemoResult
         say(f"3/6 {len(before.findings)} findings; deriving a guard config from them")
         guard_yaml = write_guard_config(before, manifest, workdir, data.x_train)
         key = issue_key(workdir, "demo-client")
+        # The re-audit attacks as fresh principals, one per attack: a guard that blocked
+        # the probing client must still stop each attack on its own merits.
+        attack_keys = tuple(issue_key(workdir, f"demo-attacker-{i}") for i in range(len(ATTACKS)))
         lap("guard_init")
         say("4/6 starting the guard in front of the model server")
         guard_url = procs.start(
@@ -89,7 +102,10 @@ def run_demo(workdir: Path, quick: bool = False, say: Say = print) -> DemoResult
         )
         lap("guard_start")
         say(f"5/6 auditing again, through the guard at {guard_url}")
-        after = audit(manifest, _options(workdir / "attacker-data.npz", quick, guard_url, key))
+        after = audit(
+            manifest,
+            _options(workdir / "attacker-data.npz", quick, guard_url, key, attack_keys),
+        )
         (workdir / "after.json").write_text(render_json(after), encoding="utf-8")
         lap("audit_after")
     say("6/6 writing the before/after report")

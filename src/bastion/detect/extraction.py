@@ -13,10 +13,18 @@ Three tests, each calibrated on benign traffic:
   sweep the whole input space and every class to copy the model;
 * off-manifold share: the fraction of queries farther from every benign cell
   than benign queries ever are (noise-like synthetic queries).
+
+All three are computed from a principal's queries in arrival order, so guard
+replicas share them by sharing the queries: before judging, each replica pulls
+the ones the others answered since its last look (see `history.Feed`) and
+replays them, and a check falls due on every `check_every`-th query of the
+union, whichever replica answers it.
 """
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections import OrderedDict, deque
 from typing import Any, ClassVar
 
@@ -24,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from bastion.detect.feeds import Feed, pull
 from bastion.detect.history import Entry, Ring, owner_id
 from bastion.detect.profile import Profile
 from bastion.detect.similarity import load_profile
@@ -45,11 +54,12 @@ class ExtractionOptions(BaseModel):
     entropy: float = Field(default=0.9, gt=0, le=1, description="label entropy / log(classes)")
     off_manifold: float = Field(default=0.3, gt=0, le=1, description="share far from benign")
     amount: float = Field(default=1.0, gt=0, description="evidence per failed check")
-    persist: bool = True
+    persist: bool = Field(default=True, description="share histories via the store (replicas)")
 
 
 class _Principal:
-    def __init__(self, history: int, dim: int, cells: int) -> None:
+    def __init__(self, history: int, dim: int, cells: int, feed: Feed) -> None:
+        self.feed = feed
         self.ring = Ring(history, dim)
         self.dist: deque[float] = deque(maxlen=history)
         self.visited = np.zeros(cells, dtype=np.bool_)
@@ -72,24 +82,31 @@ class ExtractionDetector:
         self.cells = self.profile.cells
         self.cell_sq = (self.cells * self.cells).sum(1)
         self.states: OrderedDict[str, _Principal] = OrderedDict()
+        self.origin = uuid.uuid4().hex[:16]  # this replica, in the shared logs
+        self._lock = threading.Lock()  # pull, judge, push: one step per process
 
     def memory_bytes(self) -> int:
         """Bytes held per principal: its history ring plus the distance list."""
         return Ring(self.opts.history, self.profile.dim).nbytes + 8 * self.opts.history
 
-    def _state(self, principal: str, store: Store) -> _Principal:
+    def _state(self, principal: str) -> _Principal:
         st = self.states.get(principal)
         if st is None:
-            st = _Principal(self.opts.history, self.profile.dim, len(self.cells))
-            if self.opts.persist:
-                for raw in store.read_history(f"{self.name}:p:{principal}", self.opts.history):
-                    e = Entry.from_bytes(raw)
-                    self._update(st, e.vector, e.label)
-                    st.ring.add(e)
+            feed = Feed(f"{self.name}:p:{principal}", self.opts.history)
+            st = _Principal(self.opts.history, self.profile.dim, len(self.cells), feed)
             self.states[principal] = st
             while len(self.states) > 10_000:
                 self.states.popitem(last=False)
+        else:
+            self.states.move_to_end(principal)
         return st
+
+    def _sync(self, st: _Principal, store: Store, mine: list[Entry]) -> None:
+        """Replay the principal's queries other replicas answered since the last look, and
+        hand over this request's (nothing in them depends on the others): one round trip."""
+        for e in pull(store, self.origin, [st.feed], then_push=mine)[0]:
+            self._update(st, e.vector, e.label)
+            st.ring.add(e)
 
     def _update(self, st: _Principal, v: npt.NDArray[np.float32], label: int) -> None:
         n = st.ring.size
@@ -138,19 +155,27 @@ class ExtractionDetector:
         return failed
 
     def observe(self, obs: Observation, store: Store) -> Evidence | None:
+        # threads of one process (the in-process wrapper) would otherwise pull the same
+        # entries twice or interleave their updates of one ring
+        with self._lock:
+            return self._observe(obs, store)
+
+    def _observe(self, obs: Observation, store: Store) -> Evidence | None:
         x = next(iter(obs.inputs.values()))
         vecs = self.profile.encode(x)
         labels = np.asarray(obs.prediction.labels).reshape(-1)
-        st = self._state(obs.principal, store)
+        st = self._state(obs.principal)
         me = owner_id(obs.principal)
+        entries = [
+            Entry(v, obs.time, me, int(labels[i]) if i < labels.size else -1, 0, 0.0)
+            for i, v in enumerate(vecs)
+        ]
+        if self.opts.persist:
+            self._sync(st, store, entries)
         due = 0
-        for i, v in enumerate(vecs):
-            label = int(labels[i]) if i < labels.size else -1
-            self._update(st, v, label)
-            e = Entry(v, obs.time, me, label, 0, 0.0)
+        for e in entries:
+            self._update(st, e.vector, e.label)
             st.ring.add(e)
-            if self.opts.persist:
-                st.ring.persist(store, f"{self.name}:p:{obs.principal}", e)
             due += st.n % self.opts.check_every == 0
         if not due:
             return None

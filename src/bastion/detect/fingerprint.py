@@ -9,11 +9,19 @@ every earlier query sharing at least `match` keys. Two queries that differ in
 a few pixels share most keys; two different images share almost none. As in
 the similarity detector, matches are weighed over a campaign window, not
 reported query by query.
+
+With a configured `salt` (the same on every replica), fingerprints are shared
+through the store's logs like the similarity detector's histories: each
+replica pulls the fingerprints the others remembered before judging. With a
+random salt each process fingerprints differently, so nothing is shared.
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
+import threading
+import uuid
 from collections import OrderedDict
 from typing import Any, ClassVar
 
@@ -21,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from bastion.detect.feeds import Feed, pull_raw, push_raw
 from bastion.detect.history import owner_id
 from bastion.detect.provenance import Campaign
 from bastion.guard.policies.detection import Evidence, Observation
@@ -29,6 +38,7 @@ from bastion.guard.stores.base import Store
 __all__ = ["FingerprintDetector", "FingerprintOptions", "HashIndex"]
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+_HEAD = struct.Struct("<qQ?f")  # owner, digest, suspect, score; then the keys (uint64)
 
 
 class FingerprintOptions(BaseModel):
@@ -45,6 +55,7 @@ class FingerprintOptions(BaseModel):
     global_history: int = Field(default=10_000, ge=16)
     campaign_window: int = Field(default=12, ge=2)
     trigger: float = Field(default=2.4, gt=0)
+    persist: bool = Field(default=True, description="share via the store (needs a set salt)")
 
 
 class HashIndex:
@@ -103,6 +114,11 @@ class FingerprintDetector:
         self.indexes: OrderedDict[str, HashIndex] = OrderedDict()
         self.campaigns: dict[str, Campaign] = {}
         self.global_index = HashIndex(options.global_history)
+        self.feeds: dict[str, Feed] = {}
+        self.global_feed = Feed(f"{self.name}:global", options.global_history)
+        self.origin = uuid.uuid4().hex[:16]  # this replica, in the shared logs
+        self._lock = threading.Lock()  # pull, judge, push: one step per process
+        self.shared = options.persist and bool(options.salt)  # a random salt is per process
 
     def _salt(self, n: int) -> npt.NDArray[np.float32]:
         s = self._salts.get(n)
@@ -139,20 +155,45 @@ class FingerprintDetector:
         if idx is None:
             idx = HashIndex(self.opts.history)
             self.indexes[principal] = idx
+            self.feeds[principal] = Feed(f"{self.name}:p:{principal}", self.opts.history)
             while len(self.indexes) > 10_000:
                 old, _ = self.indexes.popitem(last=False)
                 self.campaigns.pop(old, None)
+                self.feeds.pop(old, None)
+        else:
+            self.indexes.move_to_end(principal)
         return idx
 
+    def _sync(self, principal: str, own: HashIndex, camp: Campaign, store: Store) -> list[Feed]:
+        """Take in the fingerprints other replicas remembered since the last query."""
+        feeds = [self.feeds[principal], self.global_feed]
+        mine, everyone = pull_raw(store, self.origin, feeds)
+        for raw in mine:
+            keys, owner, digest, suspect, score = _decode(raw)
+            own.add(keys, owner, digest, suspect)
+            camp.absorb(score, suspect)
+        for raw in everyone:
+            keys, owner, digest, suspect, _ = _decode(raw)
+            self.global_index.add(keys, owner, digest, suspect)
+        return feeds
+
     def observe(self, obs: Observation, store: Store) -> Evidence | None:
+        # threads of one process (the in-process wrapper) would otherwise pull the same
+        # entries twice or interleave their updates of one ring
+        with self._lock:
+            return self._observe(obs, store)
+
+    def _observe(self, obs: Observation, store: Store) -> Evidence | None:
         x = np.asarray(next(iter(obs.inputs.values())))
         rows = x.reshape(x.shape[0] if x.ndim > 1 else 1, -1)
         own = self._index(obs.principal)
         camp = self.campaigns.setdefault(
             obs.principal, Campaign(self.opts.campaign_window, self.opts.trigger)
         )
+        feeds = self._sync(obs.principal, own, camp, store) if self.shared else []
         me = owner_id(obs.principal)
         released, kinds = 0.0, set[str]()
+        remembered = []
         for row in rows:
             keys, digest = self.fingerprint(row)
             hits = own.matches(keys, self.opts.match, self.opts.common)
@@ -176,6 +217,15 @@ class FingerprintDetector:
             released += camp.add(score)
             own.add(keys, me, digest, camp.active)
             self.global_index.add(keys, me, digest, camp.active)
+            remembered.append(_HEAD.pack(me, digest, camp.active, score) + keys.tobytes())
+        if self.shared:
+            push_raw(store, self.origin, feeds, remembered)
         if released <= 0:
             return None
         return Evidence(released, "+".join(sorted(kinds)) or "near_duplicate")
+
+
+def _decode(raw: bytes) -> tuple[npt.NDArray[np.uint64], int, int, bool, float]:
+    owner, digest, suspect, score = _HEAD.unpack_from(raw)
+    keys = np.frombuffer(raw[_HEAD.size :], dtype=np.uint64).copy()
+    return keys, owner, digest, bool(suspect), score

@@ -5,10 +5,8 @@ stages: the first `LEAD` feature columns (the profile's leading principal
 components, which carry most of the variance) give a lower bound of every
 squared distance from a small, cache-resident block, and only the few entries
 whose bound falls inside the radius are measured in full. Vectors are stored
-column-major so that lead block is contiguous. Every entry is also appended to
-the guard's store (`append_history`, capped at the same size), so a restarted
-guard — or another replica seeing a principal for the first time — rebuilds
-the ring from the store instead of forgetting a campaign.
+column-major so that lead block is contiguous. Entries travel between guard
+replicas (and survive restarts) as bytes in the store's logs; see `feeds`.
 """
 
 from __future__ import annotations
@@ -22,13 +20,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bastion.guard.stores.base import Store
-
 __all__ = ["EMPTY", "LEAD", "Entry", "Neighbours", "Ring", "owner_id"]
 
 LEAD = 8  # leading feature columns searched first (a lower bound of the full distance)
 
-_HEAD = struct.Struct("<dqiifB")  # time, owner, label, depth, step, suspect
+_HEAD = struct.Struct("<dqiiffB")  # time, owner, label, depth, step, score, suspect
 
 
 @dataclass(frozen=True)
@@ -42,16 +38,22 @@ class Entry:
     depth: int
     step: float
     suspect: bool = False  # its principal was already under suspicion when it was sent
+    score: float = 0.0  # what it added to its principal's campaign window
 
     def to_bytes(self) -> bytes:
-        head = _HEAD.pack(self.time, self.owner, self.label, self.depth, self.step, self.suspect)
-        return head + self.vector.astype(np.float16).tobytes()
+        head = _HEAD.pack(
+            self.time, self.owner, self.label, self.depth, self.step, self.score, self.suspect
+        )
+        # float32, not float16: a replica pulling this entry must measure the same distances
+        # as the replica that wrote it (float16 rounding is as large as the radius·1e-3 that
+        # tells a verbatim repeat from a new query)
+        return head + self.vector.astype(np.float32).tobytes()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Entry:
-        t, owner, label, depth, step, suspect = _HEAD.unpack_from(raw)
-        vec = np.frombuffer(raw[_HEAD.size :], dtype=np.float16).astype(np.float32)
-        return cls(vec, t, owner, label, depth, step, bool(suspect))
+        t, owner, label, depth, step, score, suspect = _HEAD.unpack_from(raw)
+        vec = np.frombuffer(raw[_HEAD.size :], dtype=np.float32).copy()
+        return cls(vec, t, owner, label, depth, step, bool(suspect), score)
 
 
 @dataclass(frozen=True)
@@ -179,13 +181,6 @@ class Ring:
 
     def values(self) -> npt.NDArray[np.float32]:
         return self.vec[: self.size]
-
-    def load(self, store: Store, key: str) -> None:
-        for raw in store.read_history(key, self.capacity):
-            self.add(Entry.from_bytes(raw))
-
-    def persist(self, store: Store, key: str, e: Entry) -> None:
-        store.append_history(key, e.to_bytes(), self.capacity)
 
 
 EMPTY = Neighbours(

@@ -116,3 +116,10 @@ class Campaign:
             self.active = True
             return total
         return 0.0
+
+    def absorb(self, score: float, suspect: bool) -> None:
+        """Take in a query another replica judged: it fills the window like a local one, and
+        if that replica had already found the campaign, so has this one. It releases
+        nothing here — that replica added its evidence to the shared store already."""
+        self.scores.append(score)
+        self.active = self.active or suspect

@@ -7,10 +7,17 @@ is released only once a principal's recent window looks like a campaign, so a
 benign user's repeats and retries stay below the line while an attack's
 lineage crosses it within a few queries — and a campaign continued from a new
 account inherits its lineage through the global history.
+
+Histories and campaign windows are shared by all guard replicas through the
+store's logs: before judging, a replica pulls the queries the others answered
+since its last look, so a campaign spread over replicas is judged on all of
+its queries, as on one replica.
 """
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections import OrderedDict
 from typing import Any, ClassVar
 
@@ -18,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from bastion.detect.feeds import Feed, pull, push
 from bastion.detect.history import EMPTY, Entry, Neighbours, Ring, owner_id
 from bastion.detect.profile import Profile
 from bastion.detect.provenance import Campaign, Link, Weights, link
@@ -45,7 +53,7 @@ class SimilarityOptions(BaseModel):
         description="× the profile's cell radius: a query this far from "
         "all benign data is off-manifold (random starts, noise probes)",
     )
-    persist: bool = True
+    persist: bool = Field(default=True, description="share histories via the store (replicas)")
     cross_principal: bool = True
 
 
@@ -54,6 +62,13 @@ def load_profile(ref: str | Profile, env: Any) -> Profile:
         return ref
     resolve = getattr(getattr(env, "config", None), "resolve", None)
     return Profile.load(resolve(ref) if resolve else ref)
+
+
+class _Track:
+    """What one principal's queries left behind: history, campaign window, log position."""
+
+    def __init__(self, ring: Ring, campaign: Campaign, feed: Feed) -> None:
+        self.ring, self.campaign, self.feed = ring, campaign, feed
 
 
 class SimilarityDetector:
@@ -74,31 +89,43 @@ class SimilarityDetector:
         self.profile = profile or load_profile(options.profile, env)
         self.radius = self.profile.radius * options.radius_scale
         self.weights = weights or Weights()
-        self.rings: OrderedDict[str, Ring] = OrderedDict()
-        self.campaigns: dict[str, Campaign] = {}
+        self.tracks: OrderedDict[str, _Track] = OrderedDict()
         self.global_ring = Ring(options.global_history, self.profile.dim, options.ttl_s)
         cells = self.profile.cells
         self._cells = np.ascontiguousarray(-2.0 * cells, dtype=np.float32)
         self._cell_sq = (cells * cells).sum(1).astype(np.float32)
         self._far2 = (options.off_manifold * self.profile.cell_radius) ** 2
-        self._global_loaded = False
+        self.global_feed = Feed(f"{self.name}:global", options.global_history)
+        self.origin = uuid.uuid4().hex[:16]  # this replica, in the shared logs
+        self._lock = threading.Lock()  # pull, judge, push: one step per process
 
-    def _ring(self, principal: str, store: Store) -> Ring:
-        ring = self.rings.get(principal)
-        if ring is None:
-            ring = Ring(self.opts.history, self.profile.dim, self.opts.ttl_s)
-            if self.opts.persist:
-                ring.load(store, f"{self.name}:p:{principal}")
-            self.rings[principal] = ring
-            while len(self.rings) > self.opts.max_principals:
-                old, _ = self.rings.popitem(last=False)
-                self.campaigns.pop(old, None)
+    def _track(self, principal: str) -> _Track:
+        track = self.tracks.get(principal)
+        if track is None:
+            track = _Track(
+                Ring(self.opts.history, self.profile.dim, self.opts.ttl_s),
+                Campaign(self.opts.window, self.opts.trigger),
+                Feed(f"{self.name}:p:{principal}", self.opts.history),
+            )
+            self.tracks[principal] = track
+            while len(self.tracks) > self.opts.max_principals:
+                self.tracks.popitem(last=False)
         else:
-            self.rings.move_to_end(principal)
-        if not self._global_loaded and self.opts.persist and self.opts.cross_principal:
-            self.global_ring.load(store, f"{self.name}:global")
-            self._global_loaded = True
-        return ring
+            self.tracks.move_to_end(principal)
+        return track
+
+    def _feeds(self, track: _Track) -> list[Feed]:
+        return [track.feed, self.global_feed] if self.opts.cross_principal else [track.feed]
+
+    def _sync(self, track: _Track, store: Store) -> None:
+        """Take in what the other replicas saw since the last query (one store round trip):
+        the principal's queries fill its ring and campaign window, everyone's the global ring."""
+        got = pull(store, self.origin, self._feeds(track))
+        for e in got[0]:
+            track.ring.add(e)
+            track.campaign.absorb(e.score, e.suspect)
+        for e in got[1] if len(got) > 1 else ():
+            self.global_ring.add(e)
 
     def memory_bytes(self) -> int:
         """Bytes of history held for one principal (the global ring is shared)."""
@@ -129,16 +156,23 @@ class SimilarityDetector:
         return bool(float(d2.min()) + float(v @ v) > self._far2)
 
     def observe(self, obs: Observation, store: Store) -> Evidence | None:
+        # threads of one process (the in-process wrapper) would otherwise pull the same
+        # entries twice or interleave their updates of one ring
+        with self._lock:
+            return self._observe(obs, store)
+
+    def _observe(self, obs: Observation, store: Store) -> Evidence | None:
         x = next(iter(obs.inputs.values()))
         vecs = self.profile.encode(x)
         labels = np.asarray(obs.prediction.labels).reshape(-1)
-        ring = self._ring(obs.principal, store)
-        camp = self.campaigns.setdefault(
-            obs.principal, Campaign(self.opts.window, self.opts.trigger)
-        )
+        track = self._track(obs.principal)
+        if self.opts.persist:
+            self._sync(track, store)
+        ring, camp = track.ring, track.campaign
         me = owner_id(obs.principal)
         released, patterns = 0.0, set[str]()
         depth = 0
+        entries = []
         for i, v in enumerate(vecs):
             label = int(labels[i]) if i < labels.size else -1
             own = ring.nearest(v, self.opts.k, self.radius, obs.time)
@@ -149,19 +183,16 @@ class SimilarityDetector:
                 # have linked): random starts and noise probes, which benign users never send
                 ln = Link(0, 0.0, self.weights.off_manifold, ("off_manifold",))
             released += camp.add(ln.score)
-            entry = Entry(v, obs.time, me, label, ln.depth, ln.step, camp.active)
+            entry = Entry(v, obs.time, me, label, ln.depth, ln.step, camp.active, ln.score)
             ring.add(entry)
             if self.opts.cross_principal:
                 self.global_ring.add(entry)
-            if self.opts.persist:  # one encoding, two capped histories
-                raw = entry.to_bytes()
-                store.append_history(f"{self.name}:p:{obs.principal}", raw, ring.capacity)
-                if self.opts.cross_principal:
-                    cap = self.global_ring.capacity
-                    store.append_history(f"{self.name}:global", raw, cap)
+            entries.append(entry)
             depth = max(depth, ln.depth)
             if ln.score:
                 patterns.update(ln.patterns)
+        if self.opts.persist:  # one encoding, both logs, one round trip
+            push(store, self.origin, self._feeds(track), entries, self.opts.ttl_s)
         if released <= 0:
             return None
         kind = "+".join(sorted(patterns - {"linked"})) or "linked"

@@ -16,9 +16,10 @@ from bastion.guard.core import Guard
 from bastion.guard.request import Deny, Principal, Request
 from bastion.guard.stores.base import ReviewCase
 
-__all__ = ["REVIEW_SCOPE", "ReviewDesk", "case_summary"]
+__all__ = ["AUTH_POLICIES", "REVIEW_SCOPE", "ReviewDesk", "case_summary"]
 
 REVIEW_SCOPE = "review"
+AUTH_POLICIES = ("api_key", "jwt")  # policies that tell callers apart
 
 
 def case_summary(case: ReviewCase) -> dict[str, Any]:
@@ -30,12 +31,12 @@ class ReviewDesk:
         self.guard = guard
 
     def authenticate(self, headers: dict[str, str]) -> Principal | Deny:
-        auth = next((p for p in self.guard.policies if p.name == "api_key"), None)
+        auth = next((p for p in self.guard.policies if p.name in AUTH_POLICIES), None)
         if auth is None:
             return Deny(
                 404,
                 "review_disabled",
-                "the review endpoint needs an api_key policy; use `bastion guard review`",
+                "the review endpoint needs an api_key or jwt policy; use `bastion guard review`",
             )
         req = Request({}, headers=headers)
         verdict = auth.on_request(req)
@@ -43,7 +44,7 @@ class ReviewDesk:
             return verdict
         # a missing 'predict' scope does not matter here: reviewers may not predict
         if req.principal is None:
-            return Deny(401, "unauthenticated", "an API key is required")
+            return Deny(401, "unauthenticated", "credentials are required (API key or token)")
         return req.principal
 
     def list(self, who: Principal, query: str) -> tuple[int, Any]:

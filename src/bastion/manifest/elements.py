@@ -35,10 +35,12 @@ __all__ = [
     "Model",
     "ModelOutput",
     "ModelRegistry",
+    "Perturbation",
     "PostProcessor",
     "PreProcessor",
     "PretrainedBase",
     "Provenance",
+    "PublicModel",
     "RunsOn",
     "Service",
     "TrainingJob",
@@ -155,6 +157,36 @@ class PretrainedBase(_Strict):
     public: bool = True
 
 
+class Perturbation(_Strict):
+    """The largest change to an input that still leaves it the same input to a person."""
+
+    l2: float | None = Field(default=None, gt=0, description="Largest L2 change, input units.")
+    linf: float | None = Field(
+        default=None, gt=0, description="Largest change of any one feature, input units."
+    )
+
+
+class PublicModel(_Strict):
+    """Published weights close to the deployed model that anyone can download.
+
+    An attacker crafts transfer adversarials on them without a single query
+    (`bastion attack` with `transfer-pgd`). Only data-only formats are
+    accepted, so reading them can never run code: safetensors, or an `.npz`
+    read without pickle. Layers are `<name>.weight` (out x in) and
+    `<name>.bias` tensors, in natural order of their names.
+    """
+
+    path: str
+    format: Literal["safetensors", "npz"] = "safetensors"
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    activation: Literal["relu", "tanh", "logistic", "identity"] | None = Field(
+        default=None, description="Hidden-layer activation (default: file metadata, else relu)."
+    )
+    classes: tuple[int, ...] | None = Field(
+        default=None, description="Class index of each output unit (default: 0, 1, ...)."
+    )
+
+
 class InputSpec(_Strict):
     domain: Literal["image", "tabular", "text", "audio", "video", "other"] = "other"
     shape: tuple[int, ...] | None = None
@@ -163,6 +195,11 @@ class InputSpec(_Strict):
     max: float | None = None
     physical: bool = Field(
         default=False, description="Inputs are captured from the physical world (camera, sensor)."
+    )
+    perturbation: Perturbation | None = Field(
+        default=None,
+        description="Evasion success radius; by default a quarter of the median distance "
+        "to the nearest input of another class in the attacker's data.",
     )
 
 
@@ -176,6 +213,7 @@ class Model(ElementBase):
     output: ModelOutput = Field(default_factory=ModelOutput)
     input: InputSpec = Field(default_factory=InputSpec)
     pretrained_base: PretrainedBase | None = None
+    public_model: PublicModel | None = None
     personal_data: bool = Field(default=False, description="Trained on personal data.")
 
 

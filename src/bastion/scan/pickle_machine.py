@@ -178,58 +178,67 @@ class PickleMachine:
 
     def run(self) -> MachineResult:
         res = self.result
-        read, tell = self.stream.read, self.stream.tell
+        stream = self.stream
+        read, tell = stream.read, stream.tell
         stack, memo, table = self.stack, self.memo, _TABLE
+        decode, clock = _DECODE, self.clock
+        push = stack.append
         pos = res.start
+        ops = res.ops
         try:
             while True:
                 pos = tell()
                 code = read(1)
-                decoded = _DECODE.get(code)
+                decoded = decode.get(code)
                 if decoded is None:
                     if not code:
                         raise _Broken("stream ended before STOP", pos)
                     raise _Broken(f"unknown opcode {code!r}", pos)
-                name, op, reader = decoded
+                name, op, reader, kind = decoded
                 try:
                     if reader is not None:
-                        arg = reader(self.stream)
+                        arg = reader(stream)
                     elif op.arg is not None:
                         arg = self._read_arg(op)
                     else:
                         arg = None
                 except (ValueError, UnicodeDecodeError, OverflowError) as exc:
                     raise _Broken(f"bad argument to {name}: {exc}", pos) from None
-                res.ops += 1
-                if not res.ops & 0xFFFF and self.clock is not None:
-                    self.clock()
-                if res.ops > _MAX_OPS:
+                ops += 1
+                if not ops & 0xFFFF:
+                    res.ops = ops
+                    if clock is not None:
+                        clock()
+                if ops > _MAX_OPS:
                     raise _Broken("more opcodes than the scan bound", pos)
                 # The commonest opcodes are played inline; the rest go through _step.
-                if name in _CONST_OPS:
-                    stack.append(arg)
-                elif name in _PUT_OPS:
+                if kind is _K_CONST:
+                    push(arg)
+                elif kind is _K_PUT:
                     if not stack or stack[-1] is _MARK:
                         raise _Broken("stack underflow", pos)
                     memo[arg] = stack[-1]
-                elif name in _GET_OPS:
+                elif kind is _K_GET:
                     if arg not in memo:
                         raise _Broken(f"memo key {arg} missing", pos)
-                    stack.append(memo[arg])
-                elif name == "MARK":
-                    stack.append(_MARK)
-                elif name == "MEMOIZE":
+                    push(memo[arg])
+                elif kind is _K_MARK:
+                    push(_MARK)
+                elif kind is _K_MEMOIZE:
                     if not stack or stack[-1] is _MARK:
                         raise _Broken("stack underflow", pos)
                     memo[len(memo)] = stack[-1]
-                elif name == "STOP":
+                elif kind is _K_STOP:
+                    res.ops = ops
                     self._pop(pos)
                     res.end = tell()
                     return res
                 else:
+                    res.ops = ops
                     table[name](self, name, arg, pos)
         except _Broken as exc:
             res.error, res.error_pos = str(exc), exc.pos
+        res.ops = ops
         return res
 
     # -- stack helpers ----------------------------------------------------------------------
@@ -506,8 +515,31 @@ def _reader(op: pickletools.OpcodeInfo) -> Any:
 
 
 # opcode byte -> (name, info, reader for small fixed arguments or None for sized ones)
-_DECODE: dict[bytes, tuple[str, pickletools.OpcodeInfo, Any]] = {
-    op.code.encode("latin-1"): (op.name, op, _reader(op)) for op in pickletools.opcodes
+# How the run loop plays an opcode: inline kinds, or _OTHER through the table.
+_K_CONST, _K_PUT, _K_GET, _K_MARK, _K_MEMOIZE, _K_STOP, _K_OTHER = (
+    "const",
+    "put",
+    "get",
+    "mark",
+    "memoize",
+    "stop",
+    "other",
+)
+
+
+def _kind(name: str) -> str:
+    if name in _CONST_OPS:
+        return _K_CONST
+    if name in _PUT_OPS:
+        return _K_PUT
+    if name in _GET_OPS:
+        return _K_GET
+    return {"MARK": _K_MARK, "MEMOIZE": _K_MEMOIZE, "STOP": _K_STOP}.get(name, _K_OTHER)
+
+
+_DECODE: dict[bytes, tuple[str, pickletools.OpcodeInfo, Any, str]] = {
+    op.code.encode("latin-1"): (op.name, op, _reader(op), _kind(op.name))
+    for op in pickletools.opcodes
 }
 
 

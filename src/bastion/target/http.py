@@ -76,11 +76,15 @@ class Exchange:
             ) from None
 
     def raise_for_status(self) -> None:
-        if self.status < 400:
+        # 202: accepted but not answered (a guard holding the request for human review);
+        # there is no prediction in it, and reading one out of it would be a guess
+        if self.status < 400 and self.status != 202:
             return
         excerpt = self.text[:200].replace("\n", " ")
         hint = None
-        if self.status in (401, 403):
+        if self.status == 202:
+            hint = "the request was accepted without an answer (held for review?)"
+        elif self.status in (401, 403):
             hint = "pass an API key with --api-key (or the manifest's endpoint auth)"
         elif self.status == 404:
             hint = "check the URL and the model name"

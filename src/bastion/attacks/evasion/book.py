@@ -53,6 +53,8 @@ class Book:
         self.dist = np.full(n, np.inf)
         self.queries = np.zeros(n, dtype=np.int64)
         self.hit_at = np.full(n, -1, dtype=np.int64)
+        # the clean points' scores, from the query that labelled them (score attacks)
+        self.scores0: FloatArray | None = None
 
     @property
     def n(self) -> int:

@@ -18,6 +18,7 @@ from bastion.attacks.base import AttackData, AttackKind, AttackResult, Norm
 from bastion.attacks.evasion.book import Book
 from bastion.attacks.oracle import Access, Oracle
 from bastion.attacks.space import Domain
+from bastion.errors import BudgetExhausted, TargetError
 from bastion.findings import Series
 
 __all__ = ["EvasionAttack", "budget_grid"]
@@ -54,7 +55,11 @@ class EvasionAttack:
         spent_before = oracle.queries
         x0 = np.asarray(data.x, dtype=np.float64)
         n = x0.shape[0]
-        y0 = oracle.labels(x0, origin=x0)  # the decision to flip
+        scores0 = None
+        if self.access is Access.SCORES:  # the same answer gives the first scores too
+            y0, scores0 = oracle.answers(x0, origin=x0)
+        else:
+            y0 = oracle.labels(x0, origin=x0)  # the decision to flip
         book = Book(
             oracle,
             data.space,
@@ -66,9 +71,18 @@ class EvasionAttack:
             targets=data.targets,
             pool=data.pool,
         )
+        book.scores0 = scores0
         rng = np.random.default_rng(seed)
+        stopped: str | None = None
         if budget > 1 and n:
-            self._attack(book, rng)
+            try:
+                self._attack(book, rng)
+            except BudgetExhausted:
+                raise
+            except TargetError as exc:
+                # the endpoint cut the attack short (blocked, throttled): what the book
+                # holds was answered by the target, so it is measured and is reported
+                stopped = str(exc).splitlines()[0][:300]
         book.queries += 1  # the labelling query above
         found = book.hit_at >= 0
         hit = np.where(found, book.hit_at + 1, -1)
@@ -94,6 +108,8 @@ class EvasionAttack:
         }
         if self.eps is not None:
             metrics["eps"] = float(self.eps)
+        if stopped is not None:
+            metrics["stopped_by_endpoint"] = 1.0
         metrics.update(self._metrics())
         params: dict[str, Any] = {
             "norm": self.norm.value,
@@ -101,6 +117,8 @@ class EvasionAttack:
             "seed": seed,
             **self.params,
         }
+        if stopped is not None:
+            params["stopped_by_endpoint"] = stopped
         return AttackResult(
             attack=self.name,
             kind=self.kind,

@@ -25,6 +25,7 @@ IntArray = npt.NDArray[np.int64]
 
 class _HopSkipJump(EvasionAttack):
     access = Access.LABEL
+    patience = 1  # iterations a converged success is given to shrink by `min_gain`
 
     def __init__(
         self,
@@ -34,8 +35,13 @@ class _HopSkipJump(EvasionAttack):
         max_evals: int = 200,
         max_iter: int = 64,
         stop_on_success: bool = True,
+        min_gain: float = 0.05,
     ) -> None:
+        """Without `stop_on_success` a point keeps shrinking its perturbation after success
+        until an iteration shrinks it by less than `min_gain` (relative; 0: spend the
+        whole budget): the queries after that buy almost nothing."""
         super().__init__(eps=eps, init_evals=init_evals, max_evals=max_evals, max_iter=max_iter)
+        self.min_gain = min_gain
         self.init_evals = init_evals
         self.max_evals = max_evals
         self.max_iter = max_iter
@@ -61,10 +67,16 @@ class _HopSkipJump(EvasionAttack):
         cur = to_boundary(book, rows, book.best[rows].copy(), self.norm, self._tol(book, rows))
         span = float(np.max(space.span))
         theta = self._theta(dim)
+        history = [book.dist.copy()]  # best distance per point before each iteration
         for it in range(self.max_iter):
             keep = book.remaining(rows) > 12
             if self.stop_on_success:
                 keep &= ~book.done()[rows]
+            elif len(history) > self.patience:
+                # a success whose perturbation stopped shrinking has converged
+                old = history[-1 - self.patience][rows]
+                keep &= ~(book.done()[rows] & (book.dist[rows] > (1.0 - self.min_gain) * old))
+            history.append(book.dist.copy())
             rows, cur = rows[keep], cur[keep]
             if rows.size == 0:
                 return

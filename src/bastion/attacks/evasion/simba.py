@@ -8,6 +8,8 @@ decisions are most sensitive. At most two queries per point per step.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import numpy.typing as npt
 from scipy.fft import idctn
@@ -48,17 +50,31 @@ class _SimBA(EvasionAttack):
         order = self._order(book, rng)
         rows = np.arange(book.n)
         x = book.x0.copy()
-        s, _ = book.scores(rows, x)
+        s = book.scores0 if book.scores0 is not None else book.scores(rows, x)[0]
         loss = margin(s, book.y0, book.targets)
         tgt = book.targets
-        for k in range(order.shape[1]):
+        width = order.shape[1]
+        if width == 0:
+            return  # every feature is immutable: nothing to try
+        spent_at_wrap = -1
+        # On a plateau (trees, rounded scores) no single step changes the answer: a point
+        # that went a whole pass of directions without a gain doubles its step size.
+        directions = np.unique(order[0]).size
+        scale = np.ones(book.n)
+        stale = np.zeros(book.n, dtype=np.int64)
+        for k in itertools.count():
+            if k % width == 0:  # the order is cycled while budget remains and steps cost
+                spent = int(book.queries.sum())
+                if spent == spent_at_wrap:
+                    return  # a whole cycle cost nothing: no step can move any point
+                spent_at_wrap = spent
             active = book.remaining() >= 2
             if self.stop_on_success:
                 active &= loss >= 0
             idx = np.flatnonzero(active)
             if idx.size == 0:
                 return
-            q = self._directions(book, order[idx, k]) * self.step
+            q = self._directions(book, order[idx, k % width]) * (self.step * scale[idx, None])
             pending = np.ones(idx.size, dtype=bool)
             for sign in (1.0, -1.0):
                 j = np.flatnonzero(pending)
@@ -66,12 +82,20 @@ class _SimBA(EvasionAttack):
                     break
                 r = idx[j]
                 cand = space.project(x[r] + sign * q[j], book.x0[r])
+                moved = np.any(cand != x[r], axis=1)  # a step the bounds undo costs nothing
+                j, r, cand = j[moved], r[moved], cand[moved]
+                if r.size == 0:
+                    continue
                 s, _ = book.scores(r, cand)
                 new = margin(s, book.y0[r], None if tgt is None else tgt[r])
                 better = new < loss[r]
                 x[r[better]] = cand[better]
                 loss[r[better]] = new[better]
                 pending[j[better]] = False
+            stale[idx] = np.where(pending, stale[idx] + 1, 0)
+            flat = idx[stale[idx] >= directions]
+            scale[flat] *= 2.0
+            stale[flat] = 0
 
 
 class SimBAPixel(_SimBA):

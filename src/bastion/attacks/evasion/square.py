@@ -60,6 +60,9 @@ class _Square(EvasionAttack):
     access = Access.SCORES
     default_radius = 0.3
 
+    warmup = 50
+    max_width = 8
+
     def __init__(
         self, *, eps: float | None = None, p_init: float = 0.3, stop_on_success: bool = True
     ) -> None:
@@ -86,6 +89,18 @@ class _Square(EvasionAttack):
     ) -> FloatArray:
         raise NotImplementedError
 
+    def _width(self, spent: int) -> int:
+        """Candidates per point per round: one at first, more once steps rarely improve.
+
+        Early on most steps lower the loss and each builds on the last, so the
+        search stays sequential; later almost every step fails, and trying a
+        few candidates from the same point in one call costs the same queries
+        but far fewer round trips to the target.
+        """
+        if spent < self.warmup:
+            return 1
+        return int(min(self.max_width, 1 + (spent - self.warmup) // self.warmup))
+
     def _attack(self, book: Book, rng: np.random.Generator) -> None:
         space = book.space
         hwc = _grid(space.shape)
@@ -96,21 +111,29 @@ class _Square(EvasionAttack):
         delta = x - book.x0
         s, _ = book.scores(rows, x)
         loss = margin(s, book.y0, book.targets)
-        for step in range(book.budget):
+        spent = 0  # queries per still-active point since the start (all move in step)
+        while True:
             active = book.remaining() > 0
             if self.stop_on_success:
                 active &= loss >= 0
             idx = np.flatnonzero(active)
             if idx.size == 0:
                 return
-            mask = _windows(rng, idx.size, hwc, _fraction(step, self.p_init)) & free
-            new_delta = self._propose(rng, delta[idx], mask, hwc)
-            cand = space.project(book.x0[idx] + new_delta, book.x0[idx])
-            s, _ = book.scores(idx, cand)
-            new_loss = margin(s, book.y0[idx], None if book.targets is None else book.targets[idx])
-            better = new_loss < loss[idx]
-            delta[idx[better]] = cand[better] - book.x0[idx[better]]
-            loss[idx[better]] = new_loss[better]
+            k = min(self._width(spent), int(book.remaining(idx).min()))
+            mask = _windows(rng, idx.size * k, hwc, _fraction(spent, self.p_init)) & free
+            rep = np.repeat(idx, k)
+            new_delta = self._propose(rng, delta[rep], mask, hwc)
+            cand = space.project(book.x0[rep] + new_delta, book.x0[rep])
+            s, _ = book.scores(rep, cand)
+            tgt = None if book.targets is None else book.targets[rep]
+            new_loss = margin(s, book.y0[rep], tgt).reshape(idx.size, k)
+            pick = np.argmin(new_loss, axis=1)
+            best = new_loss[np.arange(idx.size), pick]
+            better = best < loss[idx]
+            chosen = (np.arange(idx.size) * k + pick)[better]
+            delta[idx[better]] = cand[chosen] - book.x0[idx[better]]
+            loss[idx[better]] = best[better]
+            spent += k
 
 
 class SquareLinf(_Square):

@@ -76,10 +76,8 @@ async def receive_body(
 ) -> bytes | None:
     """The request body within the size and time bounds, or None once a 413/408 was sent."""
     try:
-        return await asyncio.wait_for(
-            read_body(receive, spec.max_body_bytes, headers.get("content-length")),
-            spec.request_timeout_s,
-        )
+        async with asyncio.timeout(spec.request_timeout_s):
+            return await read_body(receive, spec.max_body_bytes, headers.get("content-length"))
     except BodyTooLarge:
         await send_json(
             send,

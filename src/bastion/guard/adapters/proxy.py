@@ -88,7 +88,7 @@ class GuardProxy:
         self.codec = codec_for(guard.config.model)
         self.spec = guard.config.proxy
         self._client = client
-        # plain-http upstreams (loopback, in-cluster) use the lean h11 pool; https uses httpx
+        # plain-http upstreams (loopback, in-cluster) use the lean httptools pool; https uses httpx
         self._pool = (
             UpstreamPool(self.upstream)
             if client is None and self.upstream.startswith("http://")
@@ -178,9 +178,9 @@ class GuardProxy:
 
     async def _metadata(self, scope: Scope, send: Send, path: str) -> None:
         """Model metadata for authenticated callers only (it tells an attacker shapes/names)."""
-        from bastion.guard.review import ReviewDesk
+        from bastion.guard.review import AUTH_POLICIES, ReviewDesk
 
-        has_auth = any(p.name == "api_key" for p in self.guard.policies)
+        has_auth = any(p.name in AUTH_POLICIES for p in self.guard.policies)
         who = ReviewDesk(self.guard).authenticate(headers_of(scope)) if has_auth else None
         if isinstance(who, Deny):
             await send_json(

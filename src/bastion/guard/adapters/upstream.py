@@ -1,19 +1,22 @@
-"""A small keep-alive HTTP/1.1 connection pool for plain-http upstreams, built on h11.
+"""A small keep-alive HTTP/1.1 connection pool for plain-http upstreams, built on httptools.
 
-httpx's asyncio stack costs several milliseconds of CPU per request on a busy
-two-core host (measured by `benchmarks/guard_overhead.py`), more than the whole
-guard; for the loopback or in-cluster hop to a model server the proxy uses
-this pool instead: asyncio streams and h11's parser, one request in flight per
-connection, idle connections reused. https upstreams still go through httpx.
+On a two-core host the proxy shares the CPU with the model server it guards,
+so every microsecond it spends per request comes out of the model's
+throughput (`benchmarks/guard_overhead.py` measures the ratio). httpx's asyncio
+stack cost several milliseconds of CPU per request there, and a pure-Python
+HTTP parser (h11) still about half a millisecond; this pool is an asyncio
+protocol around the C parser that uvicorn itself uses, one request in flight
+per connection, idle connections reused. https upstreams still go through httpx.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlsplit
 
-import h11
+import httptools
 
 __all__ = ["UpstreamPool", "UpstreamResponse"]
 
@@ -24,13 +27,59 @@ class UpstreamResponse:
     content: bytes
 
 
-class _Conn:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.h11 = h11.Connection(h11.CLIENT)
+class _Conn(asyncio.Protocol):
+    """One upstream connection; `pending` is the response the current request waits for."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.pending: asyncio.Future[UpstreamResponse] | None = None
+        self.chunks: list[bytes] = []
+        self.closed = False
+        self.keep_alive = True
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(ConnectionError(f"unreadable upstream response: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(ConnectionError("upstream closed the connection"))
+
+    # httptools callbacks
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()
+        if self.pending is not None and not self.pending.done():
+            status = self.parser.get_status_code()
+            self.pending.set_result(UpstreamResponse(status, b"".join(self.chunks)))
+        self.chunks = []
+
+    def _fail(self, exc: Exception) -> None:
+        if self.pending is not None and not self.pending.done():
+            self.pending.set_exception(exc)
+
+    def send(self, data: bytes) -> asyncio.Future[UpstreamResponse]:
+        if self.transport is None:  # pragma: no cover - create_connection sets it first
+            raise ConnectionError("upstream connection not established")
+        self.pending = asyncio.get_running_loop().create_future()
+        self.chunks = []
+        self.transport.write(data)
+        return self.pending
 
     def close(self) -> None:
-        self.writer.close()
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
 
 
 class UpstreamPool:
@@ -40,72 +89,63 @@ class UpstreamPool:
             raise ValueError(f"UpstreamPool serves plain http URLs, not {base_url!r}")
         self.host = parts.hostname
         self.port = parts.port or 80
-        self.authority = parts.netloc.encode()
+        self.authority = parts.netloc
         self.prefix = parts.path.rstrip("/")
         self.max_idle = max_idle
         self._idle: list[_Conn] = []
 
     async def _connect(self) -> _Conn:
-        reader, writer = await asyncio.open_connection(self.host, self.port)
-        return _Conn(reader, writer)
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(_Conn, self.host, self.port)
+        return conn
+
+    def _head(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+        lines = [
+            f"{method} {self.prefix}{path} HTTP/1.1",
+            f"host: {self.authority}",
+            f"content-length: {len(body)}",
+        ]
+        for k, v in headers.items():
+            # the server in front parsed these already and refuses CR/LF; a header that
+            # could still split the upstream request is dropped, not trusted
+            if "\r" in k or "\n" in k or "\r" in v or "\n" in v or ":" in k:
+                continue
+            lines.append(f"{k}: {v}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
     async def request(
         self, method: str, path: str, body: bytes, headers: dict[str, str], timeout: float
     ) -> UpstreamResponse:
         """One request; a stale idle connection is retried once on a fresh one."""
+        data = self._head(method, path, body, headers)
         for attempt in (0, 1):
-            reused = bool(self._idle)
-            conn = self._idle.pop() if reused else await asyncio.wait_for(self._connect(), timeout)
+            conn = None
+            while self._idle and conn is None:
+                candidate = self._idle.pop()
+                conn = None if candidate.closed else candidate
+            reused = conn is not None
             try:
-                resp = await asyncio.wait_for(
-                    self._exchange(conn, method, path, body, headers), timeout
-                )
-            except (ConnectionError, h11.ProtocolError, asyncio.IncompleteReadError) as exc:
-                conn.close()
+                # asyncio.timeout, not wait_for: no extra task per request
+                async with asyncio.timeout(timeout):
+                    if conn is None:
+                        conn = await self._connect()
+                    resp = await conn.send(data)
+            except ConnectionError as exc:
+                if conn is not None:
+                    conn.close()
                 if reused and attempt == 0:
                     continue
                 raise ConnectionError(str(exc) or type(exc).__name__) from None
             except BaseException:
-                conn.close()
+                if conn is not None:
+                    conn.close()
                 raise
-            return resp
-        raise ConnectionError("upstream closed the connection")  # pragma: no cover
-
-    async def _exchange(
-        self, conn: _Conn, method: str, path: str, body: bytes, headers: dict[str, str]
-    ) -> UpstreamResponse:
-        hdrs = [(b"host", self.authority), (b"content-length", str(len(body)).encode())]
-        hdrs += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        c = conn.h11
-        data = c.send(h11.Request(method=method, target=self.prefix + path, headers=hdrs))
-        data += c.send(h11.Data(data=body)) + c.send(h11.EndOfMessage())
-        conn.writer.write(data)
-        status, chunks = 0, []
-        while True:
-            event = c.next_event()
-            if event is h11.NEED_DATA:
-                raw = await conn.reader.read(65536)
-                if not raw and c.their_state is not h11.DONE:
-                    raise ConnectionError("upstream closed the connection mid-response")
-                c.receive_data(raw)
-                continue
-            if isinstance(event, h11.Response):
-                status = event.status_code
-            elif isinstance(event, h11.Data):
-                chunks.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            elif isinstance(event, h11.ConnectionClosed):
-                raise ConnectionError("upstream closed the connection")
-        if c.our_state is h11.DONE and c.their_state is h11.DONE:
-            c.start_next_cycle()
-            if len(self._idle) < self.max_idle:
+            if conn.keep_alive and not conn.closed and len(self._idle) < self.max_idle:
                 self._idle.append(conn)
             else:
                 conn.close()
-        else:
-            conn.close()
-        return UpstreamResponse(status, b"".join(chunks))
+            return resp
+        raise ConnectionError("upstream closed the connection")  # pragma: no cover
 
     async def aclose(self) -> None:
         while self._idle:

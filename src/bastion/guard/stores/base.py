@@ -4,6 +4,12 @@ Quotas live in a `limits` storage the store hands out; the review queue,
 per-principal detection evidence and actions, and bounded detector histories
 are the store's own. Any failure of the backing service is raised as
 `StoreError`, so policies can fail closed or open on purpose.
+
+Detector histories are *logs*: bounded, append-only, and read incrementally
+with a cursor. Each replica appends its own entries tagged with its origin
+and, before judging a query, reads what the other replicas appended since its
+cursor — so every replica judges on the union of the evidence, as if all the
+traffic had hit it, at the cost of one round trip per read and per append.
 """
 
 from __future__ import annotations
@@ -11,12 +17,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from limits.storage import Storage
 
-__all__ = ["PrincipalState", "ReviewCase", "Store"]
+__all__ = ["LogAppend", "LogRead", "LogSlice", "PrincipalState", "ReviewCase", "Store"]
 
 
 @dataclass
@@ -62,6 +69,38 @@ class PrincipalState:
         return self.action
 
 
+@dataclass(frozen=True)
+class LogAppend:
+    """Entries for one log; the log keeps only its newest `max_items` (and, where the store
+    can expire keys, forgets a log untouched for `ttl_s`)."""
+
+    key: str
+    items: Sequence[bytes]
+    max_items: int
+    ttl_s: float | None = None
+
+
+@dataclass(frozen=True)
+class LogRead:
+    """Ask for the entries of `key` appended after `cursor` (0: from the start), at most the
+    newest `limit` of them; `own` also returns the reader's own entries (a cold start, after
+    the reader forgot what it held)."""
+
+    key: str
+    cursor: int
+    limit: int
+    own: bool = False
+
+
+@dataclass(frozen=True)
+class LogSlice:
+    """Entries other origins appended after the cursor, oldest first, and the cursor to pass
+    next time (the log's newest sequence number when it was read, own entries included)."""
+
+    items: list[bytes]
+    cursor: int
+
+
 @runtime_checkable
 class Store(Protocol):
     """One backing store shared by all policies of a guard (and by replicas, for Redis)."""
@@ -92,6 +131,17 @@ class Store(Protocol):
     def append_history(self, key: str, item: bytes, max_items: int) -> None: ...
 
     def read_history(self, key: str, limit: int | None = None) -> list[bytes]: ...
+
+    # bounded logs read incrementally, so replicas exchange detector histories; sequence
+    # numbers grow per key; a cursor past the log's end (the log expired, or the server lost
+    # it) reads the log from its start again; all keys of one call cost one round trip;
+    # `then_append` appends after reading, in the same round trip (for entries that do not
+    # depend on what is read)
+    def append_logs(self, origin: str, appends: Sequence[LogAppend]) -> None: ...
+
+    def read_logs(
+        self, origin: str, reads: Sequence[LogRead], then_append: Sequence[LogAppend] = ()
+    ) -> list[LogSlice]: ...
 
     def close(self) -> None: ...
 

@@ -5,11 +5,19 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import ClassVar
 
 from limits.storage import Storage
 
-from bastion.guard.stores.base import PrincipalState, ReviewCase, resolved
+from bastion.guard.stores.base import (
+    LogAppend,
+    LogRead,
+    LogSlice,
+    PrincipalState,
+    ReviewCase,
+    resolved,
+)
 
 __all__ = ["MemoryRateStorage", "MemoryStore"]
 
@@ -74,6 +82,7 @@ class MemoryStore:
         self._cases: dict[str, ReviewCase] = {}
         self._states: dict[str, PrincipalState] = {}
         self._history: dict[str, deque[bytes]] = {}
+        self._logs: dict[str, tuple[deque[tuple[int, str, bytes]], int]] = {}
         self._lock = threading.Lock()
 
     def rate_limit_storage(self) -> Storage:
@@ -129,6 +138,37 @@ class MemoryStore:
     def read_history(self, key: str, limit: int | None = None) -> list[bytes]:
         items = list(self._history.get(key, ()))
         return items[-limit:] if limit else items
+
+    def append_logs(self, origin: str, appends: Sequence[LogAppend]) -> None:
+        with self._lock:
+            for a in appends:
+                buf, last = self._logs.get(a.key, (None, 0))
+                if buf is None or buf.maxlen != a.max_items:
+                    buf = deque(buf or (), maxlen=a.max_items)
+                for item in a.items:
+                    last += 1
+                    buf.append((last, origin, item))
+                self._logs[a.key] = (buf, last)
+
+    def read_logs(
+        self, origin: str, reads: Sequence[LogRead], then_append: Sequence[LogAppend] = ()
+    ) -> list[LogSlice]:
+        out = []
+        with self._lock:
+            for r in reads:
+                buf, last = self._logs.get(r.key, (deque[tuple[int, str, bytes]](), 0))
+                cursor = r.cursor if r.cursor <= last else 0
+                items: list[bytes] = []
+                for seq, who, item in reversed(buf):  # newest first, stop at the cursor
+                    if seq <= cursor or last - seq >= r.limit:
+                        break
+                    if r.own or who != origin:
+                        items.append(item)
+                items.reverse()
+                out.append(LogSlice(items, last))
+        if then_append:
+            self.append_logs(origin, then_append)
+        return out
 
     def close(self) -> None:
         return None

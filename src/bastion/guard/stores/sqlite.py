@@ -10,13 +10,21 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from limits.storage import Storage
 
 from bastion.errors import StoreError
-from bastion.guard.stores.base import PrincipalState, ReviewCase, resolved
+from bastion.guard.stores.base import (
+    LogAppend,
+    LogRead,
+    LogSlice,
+    PrincipalState,
+    ReviewCase,
+    resolved,
+)
 
 __all__ = ["SQLiteRateStorage", "SQLiteStore"]
 
@@ -29,6 +37,10 @@ CREATE TABLE IF NOT EXISTS evidence (principal TEXT, detector TEXT, amount REAL,
 CREATE TABLE IF NOT EXISTS actions (principal TEXT PRIMARY KEY, action TEXT, until REAL);
 CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT, item BLOB);
 CREATE INDEX IF NOT EXISTS history_key ON history(key, id);
+CREATE TABLE IF NOT EXISTS logs (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT, origin TEXT,
+    item BLOB);
+CREATE INDEX IF NOT EXISTS logs_key ON logs(key, seq);
+CREATE TABLE IF NOT EXISTS log_sizes (key TEXT PRIMARY KEY, n INTEGER);
 """
 
 
@@ -56,6 +68,20 @@ class _Db:
         with self.lock:
             try:
                 return self.conn.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path}: {exc}") from None
+
+    def transaction(self, work: Callable[[sqlite3.Connection], None]) -> None:
+        """Run several statements as one write transaction (one lock, one fsync)."""
+        with self.lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    work(self.conn)
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+                self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StoreError(f"SQLite store {self.path}: {exc}") from None
 
@@ -183,6 +209,48 @@ class SQLiteStore:
             "SELECT item FROM history WHERE key = ? ORDER BY id DESC LIMIT ?", (key, limit or -1)
         )
         return [bytes(r[0]) for r in reversed(rows)]
+
+    def append_logs(self, origin: str, appends: Sequence[LogAppend]) -> None:
+        # AUTOINCREMENT never reuses a number and writers are serialised, so `seq` grows in
+        # commit order: a reader that saw seq N has seen every entry numbered below N
+        def work(conn: sqlite3.Connection) -> None:
+            for a in appends:
+                conn.executemany(
+                    "INSERT INTO logs(key, origin, item) VALUES (?, ?, ?)",
+                    [(a.key, origin, item) for item in a.items],
+                )
+                # a size per key makes trimming cost the rows removed, not the rows kept
+                (n,) = conn.execute(
+                    "INSERT INTO log_sizes(key, n) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                    "SET n = n + excluded.n RETURNING n",
+                    (a.key, len(a.items)),
+                ).fetchone()
+                if n > a.max_items:
+                    conn.execute(
+                        "DELETE FROM logs WHERE seq IN "
+                        "(SELECT seq FROM logs WHERE key = ? ORDER BY seq LIMIT ?)",
+                        (a.key, n - a.max_items),
+                    )
+                    conn.execute("UPDATE log_sizes SET n = ? WHERE key = ?", (a.max_items, a.key))
+
+        self._db.transaction(work)
+
+    def read_logs(
+        self, origin: str, reads: Sequence[LogRead], then_append: Sequence[LogAppend] = ()
+    ) -> list[LogSlice]:
+        out = []
+        for r in reads:
+            rows = self._db.run(
+                "SELECT seq, origin, item FROM logs WHERE key = ? AND seq > ? "
+                "ORDER BY seq DESC LIMIT ?",
+                (r.key, r.cursor, r.limit),
+            )
+            cursor = int(rows[0][0]) if rows else r.cursor
+            items = [bytes(it) for _, who, it in reversed(rows) if r.own or who != origin]
+            out.append(LogSlice(items, cursor))
+        if then_append:
+            self.append_logs(origin, then_append)
+        return out
 
     def close(self) -> None:
         with self._db.lock:
