@@ -1,6 +1,6 @@
 """Attack-in-progress detection against issue 7's targets, measured in one run.
 
-    PYTHONPATH=src python benchmarks/detection.py [--quick] [--html detect-bench.html]
+    OPENBLAS_NUM_THREADS=1 PYTHONPATH=src python benchmarks/detection.py [--quick] [--html f.html]
 
 Needs the Adversarial Robustness Toolbox for the independent attack
 implementations (benchmark/test-only, in no extra):
@@ -28,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from bastion.detect.campaigns import BASTION_ATTACKS  # noqa: E402
 from bastion.detect.evaluation import EvalPlan, EvalResult, evaluate  # noqa: E402
 from bastion.detect.extraction import ExtractionDetector, ExtractionOptions  # noqa: E402
 from bastion.detect.fingerprint import FingerprintDetector, FingerprintOptions  # noqa: E402
@@ -54,12 +55,26 @@ def cost(task_name: str, history: int = 10_000, calls: int = 1000) -> list[tuple
     ]
     if task.domain == "image":
         dets.append(("fingerprint", FingerprintDetector(FingerprintOptions(salt="bench"))))
+    # worst case for `similarity`: the global history is full of *another* principal's
+    # suspect queries near this one's, so both searches run in full on every query
+    dets.insert(
+        1,
+        (
+            "similarity, global full",
+            SimilarityDetector(SimilarityOptions(profile="-"), profile=prof),
+        ),
+    )
     out = []
     for name, det in dets:
         store = MemoryStore()
         for k in range(history):  # one principal fills its own and the global history
             obs = Observation("p", {"x": fill[k][None]}, Prediction(labels[k : k + 1]), 0.0)
             det.observe(obs, store)  # type: ignore[attr-defined]
+        if name.endswith("global full"):
+            for k in range(history):
+                x = fill[k][None] + rng.normal(0, 0.005, fill[k][None].shape)
+                obs = Observation("q", {"x": x}, Prediction(labels[k : k + 1]), 0.0)
+                det.observe(obs, store)  # type: ignore[attr-defined]
         times = []
         for k in range(calls):
             x = fill[k][None] + rng.normal(0, 0.01, fill[k][None].shape)
@@ -88,19 +103,35 @@ def main() -> None:
     ap.add_argument("--fingerprint", action="store_true", help="also the fingerprint detector")
     ap.add_argument("--json", default="detect-bench.json", help="raw results (written first)")
     ap.add_argument("--from-json", default=None, help="re-print a previous run's results")
+    # subsets, for iterating on one detector or stream (the defaults are the full run)
+    ap.add_argument("--task", action="append", choices=["digits32", "cancer"], default=None)
+    ap.add_argument("--configuration", action="append", default=None, help="repeatable")
+    ap.add_argument("--attack", action="append", default=None, help="bastion attack; repeatable")
+    ap.add_argument("--no-art", action="store_true", help="skip ART's attacks")
+    ap.add_argument("--runs", type=int, default=None, help="runs per attack")
+    ap.add_argument("--benign", type=int, default=None, help="benign principals")
+    ap.add_argument("--adaptive-runs", type=int, default=None, help="0 skips the adaptive one")
+    ap.add_argument("--no-extraction", action="store_true")
+    ap.add_argument("--no-cost", action="store_true", help="skip the 10,000-history cost table")
     args = ap.parse_args()
     q = args.quick
     plan = EvalPlan(
-        tasks=("digits32", "cancer"),
-        # fingerprint costs ~3 ms/query in Python: in the full run only with --fingerprint
-        configurations=("similarity+extraction", "strict+extraction")
-        + (("fingerprint",) if q or args.fingerprint else ()),
-        runs=2 if q else 6,
+        tasks=tuple(args.task or ("digits32", "cancer")),
+        # fingerprint costs ~1-3 ms/query in Python: in the full run only with --fingerprint
+        configurations=tuple(
+            args.configuration
+            or ("similarity+extraction", "strict+extraction")
+            + (("fingerprint",) if q or args.fingerprint else ())
+        ),
+        attacks=tuple(args.attack or BASTION_ATTACKS),
+        art=not args.no_art,
+        runs=args.runs or (2 if q else 6),
         budget=1000,
-        benign=50 if q else 1000,
-        adaptive_runs=2 if q else 8,
+        benign=args.benign if args.benign is not None else (50 if q else 1000),
+        adaptive_runs=args.adaptive_runs if args.adaptive_runs is not None else (2 if q else 8),
         adaptive_budget=10_000,
         adaptive_accounts=10,
+        extraction=() if args.no_extraction else ("natural", "random", "synthetic"),
         extraction_budget=500 if q else 600,
     )
     t0 = time.time()
@@ -146,10 +177,12 @@ def main() -> None:
                   f"{e['queries_to_fidelity_0.8']} -> {verdict(ok)}")  # fmt: skip
         print(f"detector cost inline (benign traffic): {res.cost_ms:.3f} ms/query; memory "
               f"{res.memory_bytes_per_principal / 1024:.0f} KiB per principal")  # fmt: skip
+    if args.no_cost:
+        return
     print("\n== per-query cost with 10,000 queries in history (target <= 0.3 ms) ==")
-    for task_name in ("digits32", "cancer"):
+    for task_name in plan.tasks:
         for name, ms, mem in cost(task_name, calls=300 if q else 1000):  # type: ignore[misc]
-            print(f"{name:24} {ms:7.3f} ms  -> {verdict(ms <= 0.3)};  "
+            print(f"{name:34} {ms:7.3f} ms  -> {verdict(ms <= 0.3)};  "
                   f"memory {mem / 1024:.0f} KiB per principal")  # fmt: skip
     print(f"\nreport: {args.html}  ({time.time() - t0:.0f}s)")
 

@@ -64,6 +64,22 @@ def test_benign_users_with_repeats_edits_and_bursts_are_not_flagged(
     assert _benign_flagged(tabular_arena, 50, seed=12) == []
 
 
+@pytest.mark.parametrize("which", ["image", "tabular"])
+def test_random_starts_that_find_nothing_are_still_caught(
+    image_arena: Arena, tabular_arena: Arena, which: str
+) -> None:
+    """A decision attack's search for a starting point sends unrelated noise inputs; none
+    links to another, but benign users never send inputs that far from all benign data."""
+    arena = image_arena if which == "image" else tabular_arena
+    t = arena.task
+    rng = np.random.default_rng(5)
+    pt = PrincipalTarget(arena, f"noise-{which}")
+    for _ in range(12):
+        pt.query((t.lower + rng.random(t.lower.size) * (t.upper - t.lower))[None])
+    assert pt.tally.detected_at is not None and pt.tally.detected_at <= 10
+    assert arena.guard.store.get_state(pt.tally.principal).evidence["similarity"] >= 2
+
+
 def test_detection_does_not_reject_the_query_that_raised_it(image_arena: Arena) -> None:
     i = victims(image_arena, 1)[0]
     tally = bastion_run(image_arena, "square-linf", i, budget=300)

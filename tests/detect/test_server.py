@@ -4,6 +4,7 @@ bastion's attack over HTTP as one API key, ordinary traffic as another."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,16 +22,16 @@ from bastion.guard import Guard, load_config
 from bastion.guard.adapters.proxy import GuardProxy
 from bastion.registry import registry
 from bastion.target.base import OutputKind, QueryResult, TargetInfo
-from tests.guard.conftest import key_entry, token
+from tests.guard.conftest import auth, key_entry, token
 from tests.guard.servers import ThreadServer, model_app
 
 pytestmark = pytest.mark.network
 
 
-@pytest.fixture
-def guarded(cancer: Task, cancer_profile: Path, tmp_path: Path) -> Iterator[tuple[str, Guard]]:
+def _config(cancer_profile: Path, tmp_path: Path, detection: dict[str, Any]) -> Path:
     keys = tmp_path / "keys.yaml"
-    keys.write_text(yaml.safe_dump({"keys": [key_entry("alice"), key_entry("carol")]}))
+    names = ("alice", "carol", "rita")
+    keys.write_text(yaml.safe_dump({"keys": [key_entry(n) for n in names]}))
     cfg = {
         "model": {
             "name": "iris",
@@ -47,13 +48,18 @@ def guarded(cancer: Task, cancer_profile: Path, tmp_path: Path) -> Iterator[tupl
                     {"kind": "similarity", "profile": str(cancer_profile)},
                     {"kind": "extraction", "profile": str(cancer_profile)},
                 ],
-                "actions": [{"at": 2, "action": "flag"}, {"at": 6, "action": "block"}],
+                **detection,
             },
             {"kind": "output_minimisation", "default": {"mode": "scores", "decimals": 4}},
         ],
     }
     path = tmp_path / "guard.yaml"
     path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@contextmanager
+def _serving(cancer: Task, path: Path) -> Iterator[tuple[str, Guard]]:
     model = SimpleNamespace(predict_proba=cancer.predict_proba)
     guard = Guard(load_config(path))
     with (
@@ -61,6 +67,13 @@ def guarded(cancer: Task, cancer_profile: Path, tmp_path: Path) -> Iterator[tupl
         ThreadServer(GuardProxy(guard, upstream), lifespan="on") as base,
     ):
         yield base, guard
+
+
+@pytest.fixture
+def guarded(cancer: Task, cancer_profile: Path, tmp_path: Path) -> Iterator[tuple[str, Guard]]:
+    actions = [{"at": 2, "action": "flag"}, {"at": 6, "action": "block"}]
+    with _serving(cancer, _config(cancer_profile, tmp_path, {"actions": actions})) as served:
+        yield served
 
 
 def _oip(x: Any) -> dict[str, Any]:
@@ -125,3 +138,48 @@ def test_attack_over_http_is_detected_and_blocked_while_a_benign_user_is_served(
     guard.close()
     audit = (tmp_path / "audit.jsonl").read_text()
     assert "detection:evidence=similarity:" in audit
+
+
+def test_noise_and_review_actions_over_http_follow_the_evidence_of_one_principal(
+    cancer: Task, cancer_profile: Path, tmp_path: Path
+) -> None:
+    """Degrade without a visible change of shape: the attacker keeps getting scores with the
+    right label, but noisy ones, and a reviewer finds one case about it in the review desk."""
+    actions = [
+        {"at": 2, "action": "flag"},
+        {"at": 3, "action": "review"},
+        {"at": 4, "action": "noise"},
+        {"at": 1000, "action": "block"},
+    ]
+    path = _config(cancer_profile, tmp_path, {"actions": actions, "noise": 0.1, "seed": 0})
+    from bastion.attacks.space import InputSpace
+    from bastion.detect.campaigns import victims
+
+    x0 = cancer.x_test[victims(SimpleNamespace(task=cancer), 1)[0]]  # type: ignore[arg-type]
+    truth = np.round(cancer.predict_proba(x0[None])[0], 4)
+    space = InputSpace.build(30, (cancer.lower.tolist(), cancer.upper.tolist()))
+    with _serving(cancer, path) as (base, guard):
+        target = _OipClient(base, token("alice"))
+        first = target.query(x0[None])
+        assert np.allclose(first.scores[0], truth)  # type: ignore[index]
+        # noise never blocks: the attack runs its whole budget against noisy scores
+        registry("attacks").get("simba-pixel")(eps=cancer.eps_l2).run(
+            Oracle(target, space=space), AttackData(space=space, x=x0[None]), budget=150, seed=0
+        )
+        assert guard.store.get_state("alice").active_action() == "noise"
+        again = [target.query(x0[None]) for _ in range(4)]
+        target.close()
+        assert all(int(r.labels[0]) == int(truth.argmax()) for r in again)
+        assert all(not np.allclose(r.scores, truth, atol=1e-3) for r in again)  # type: ignore[arg-type]
+        with httpx.Client(base_url=base) as c:
+            listed = c.get("/guard/review", headers=auth("rita")).json()["cases"]
+            assert [k["principal"] for k in listed] == ["alice"]
+            assert listed[0]["reason"] == "detection"
+            assert listed[0]["model_output"]["evidence"]["similarity"] >= 3
+            for row in cancer.x_test[:20]:  # another principal keeps exact scores
+                r = c.post("/v2/models/iris/infer", json=_oip(row[None]), headers=auth("carol"))
+                out = r.json()["outputs"]
+                probs = next(o for o in out if o["name"] == "probabilities")["data"]
+                assert np.allclose(probs, np.round(cancer.predict_proba(row[None])[0], 4))
+        assert guard.store.get_state("carol").total == 0
+    guard.close()

@@ -326,7 +326,8 @@ def test_review_and_throttle_actions_hit_only_the_suspect(
     assert guard.store.get_state("alice").active_action() == "review"
     [case] = guard.store.list_cases("pending")
     assert case.principal == "alice" and case.reason == "detection"
-    assert case.model_output == {"evidence": {"repeats": 1.0}}
+    assert case.model_output["evidence"] == {"repeats": 1.0}
+    assert case.model_output["signals"] == ["repeats:exact_repeat"]
     g(X, api_key=alice)  # evidence 2: throttled from the next request on
     g(X, api_key=alice)  # the one request the throttle window allows
     with pytest.raises(GuardDenied) as err:
@@ -334,6 +335,90 @@ def test_review_and_throttle_actions_hit_only_the_suspect(
     assert err.value.deny.status == 429
     for _ in range(3):
         g(X, api_key=token("bob"))
+
+
+class BurstDetector:
+    """Test detector: evidence 5 on the second query a principal sends, nothing otherwise."""
+
+    name = "burst"
+
+    def __init__(self, options: dict[str, Any], env: Any) -> None:
+        self.seen: dict[str, int] = {}
+
+    def observe(self, obs: Observation, store: Store) -> Evidence | None:
+        n = self.seen[obs.principal] = self.seen.get(obs.principal, 0) + 1
+        return Evidence(5.0, "burst") if n == 2 else None
+
+
+def test_noise_action_keeps_labels_and_review_opens_even_when_evidence_jumps_past_it(
+    write_config, tmp_path: Path, model
+) -> None:
+    registry("detectors").register("burst", BurstDetector)
+    registry("detectors").register("repeats", RepeatDetector)
+    cfg = yaml.safe_load(write_config().read_text())
+    cfg["policies"][1] = {"kind": "quota", "per_principal": ["1000/minute"]}
+    cfg["policies"][4]["scopes"] = {"scores": {"mode": "scores", "decimals": 6}}
+    cfg["policies"].insert(
+        3,
+        {
+            "kind": "detection",
+            "detectors": [{"kind": "burst"}],
+            "noise": 0.2,
+            "seed": 0,
+            "actions": [
+                {"at": 1, "action": "review"},
+                {"at": 3, "action": "noise"},
+                {"at": 50, "action": "label_only"},
+            ],
+        },
+    )
+    path = tmp_path / "g6.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    guard, g = _guarded(path, model)
+    carol = token("carol")  # carol's scope gets full scores
+    truth = model.predict_proba(X)[0]
+    first, second = g(X, api_key=carol), g(X, api_key=carol)
+    # the query that raised the evidence is answered exactly as before
+    assert np.allclose(first.scores[0], truth, atol=1e-6)
+    assert np.allclose(second.scores[0], truth, atol=1e-6)
+    # evidence jumped 0 -> 5, past review to noise: one case is open all the same
+    [case] = guard.store.list_cases("pending")
+    assert case.principal == "carol" and case.model_output["action"] == "noise"
+    noisy = [g(X, api_key=carol) for _ in range(5)]
+    assert all(int(a.labels[0]) == int(truth.argmax()) for a in noisy)  # same label
+    assert all(not np.allclose(a.scores[0], truth, atol=1e-3) for a in noisy)
+    assert len({tuple(np.round(a.scores[0], 6)) for a in noisy}) == 5  # fresh noise each time
+    assert len(guard.store.list_cases("pending")) == 1  # no case per query
+    assert np.nanmax(g(X, api_key=token("alice")).scores[0]) == round(truth.max(), 1)
+    _OPEN.remove(guard)
+    guard.close()
+    text = (tmp_path / "audit.jsonl").read_text()
+    assert "detection:noise" in text
+
+
+def test_a_degraded_principal_stays_degraded_when_throttled(
+    write_config, tmp_path: Path, model
+) -> None:
+    registry("detectors").register("repeats", RepeatDetector)
+    cfg = yaml.safe_load(write_config().read_text())
+    cfg["policies"][1] = {"kind": "quota", "per_principal": ["1000/minute"]}
+    cfg["policies"].insert(
+        3,
+        {
+            "kind": "detection",
+            "detectors": [{"kind": "repeats"}],
+            "throttle": "100/minute",
+            "actions": [{"at": 1, "action": "label_only"}, {"at": 2, "action": "throttle"}],
+        },
+    )
+    path = tmp_path / "g7.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    guard, g = _guarded(path, model)
+    carol = token("carol")
+    for _ in range(3):
+        g(X, api_key=carol)
+    assert guard.store.get_state("carol").active_action() == "throttle"
+    assert g(X, api_key=carol).scores is None  # levels are cumulative
 
 
 def test_a_failing_model_is_audited_and_raised(write_config, model, tmp_path) -> None:

@@ -165,7 +165,8 @@ def extraction_run(
         xs.append(b)
         ys.append(r.labels)
         seen += len(b)
-        if seen % (5 * batch) == 0 or seen >= budget:
+        # fine-grained early on: a simple model can be copied within a few dozen queries
+        if seen <= 10 * batch or seen % (5 * batch) == 0 or seen >= budget:
             y = np.concatenate(ys)
             if len(np.unique(y)) > 1:
                 model = fit_surrogate(

@@ -171,17 +171,18 @@ def evaluate(plan: EvalPlan, progress: Any = None) -> list[EvalResult]:
                 runs = _run_attacks(arena, plan, points[: plan.runs], "")
                 for (attack, source), tallies in runs.items():
                     res.rows.append(_row(attack, source, tallies, baseline[(attack, source)]))
-                say(f"{task_name}/{conf}: adaptive attacker")
-                adaptive = [
-                    adaptive_run(arena, i, plan.adaptive_budget, plan.adaptive_accounts)
-                    for i in points[plan.runs :]
-                ]
-                row = _row("adaptive-square", "bastion/adaptive", adaptive, base_adaptive)
-                row["accounts_used_median"] = float(
-                    np.median([t.extra["accounts"] for t in adaptive])
-                )
-                res.rows.append(row)
-                if any(e["kind"] == "extraction" for e in entries):
+                if plan.adaptive_runs:
+                    say(f"{task_name}/{conf}: adaptive attacker")
+                    adaptive = [
+                        adaptive_run(arena, i, plan.adaptive_budget, plan.adaptive_accounts)
+                        for i in points[plan.runs :]
+                    ]
+                    row = _row("adaptive-square", "bastion/adaptive", adaptive, base_adaptive)
+                    row["accounts_used_median"] = float(
+                        np.median([t.extra["accounts"] for t in adaptive])
+                    )
+                    res.rows.append(row)
+                if plan.extraction and any(e["kind"] == "extraction" for e in entries):
                     say(f"{task_name}/{conf}: extraction")
                     for k, strategy in enumerate(plan.extraction):
                         t = extraction_run(arena, strategy, plan.extraction_budget, plan.seed + k)

@@ -48,7 +48,7 @@ class ExtractionOptions(BaseModel):
     profile: str = Field(description="benign profile JSON from `bastion detect fit`")
     history: int = Field(default=2000, ge=16, description="queries remembered per principal")
     min_queries: int = Field(default=30, ge=8, description="no verdict before this many")
-    check_every: int = Field(default=10, ge=1)
+    check_every: int = Field(default=5, ge=1)
     prada_w: float = Field(default=0.45, ge=0, lt=1, description="Shapiro-Wilk W alarm level")
     coverage: float = Field(default=0.6, gt=0, le=1, description="share of cells visited")
     entropy: float = Field(default=0.9, gt=0, le=1, description="label entropy / log(classes)")
@@ -110,12 +110,16 @@ class ExtractionDetector:
 
     def _update(self, st: _Principal, v: npt.NDArray[np.float32], label: int) -> None:
         n = st.ring.size
+        vv = float(v @ v)
         if n:
             same = st.ring.label[:n] == label
-            if same.any():
-                d2 = st.ring.sq[:n][same] - 2.0 * (st.ring.vec[:n][same] @ v) + float(v @ v)
-                st.dist.append(float(np.sqrt(max(float(d2.min()), 0.0))))
-        c2 = self.cell_sq - 2.0 * (self.cells @ v) + float(v @ v)
+            if same.any():  # all distances in one product, then the same-label minimum
+                d2 = st.ring.vec[:n] @ v
+                d2 *= -2.0
+                d2 += st.ring.sq[:n]
+                best = float(d2[same].min()) + vv
+                st.dist.append(float(np.sqrt(max(best, 0.0))))
+        c2 = self.cell_sq - 2.0 * (self.cells @ v) + vv
         j = int(c2.argmin())
         st.visited[j] = True
         st.far += int(np.sqrt(max(float(c2[j]), 0.0)) > self.profile.cell_radius)
@@ -168,18 +172,20 @@ class ExtractionDetector:
         ]
         if self.opts.persist:
             self._sync(st, store, entries)
-        due = False
+        due = 0
         for e in entries:
             self._update(st, e.vector, e.label)
             st.ring.add(e)
-            due = due or st.n % self.opts.check_every == 0
+            due += st.n % self.opts.check_every == 0
         if not due:
             return None
         failed = self.verdict(st)
         if not failed:
             return None
+        # one unit per failed test and check point passed, so a principal sending rows in
+        # batches earns evidence at the same rate per query as one sending them one by one
         return Evidence(
-            self.opts.amount * len(failed),
+            self.opts.amount * len(failed) * due,
             "+".join(failed),
             {"queries": st.n, "cells": int(st.visited.sum()), "classes": len(st.labels)},
         )

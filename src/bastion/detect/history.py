@@ -1,7 +1,11 @@
 """Bounded query histories: a numpy ring buffer searched exactly, persisted through the store.
 
-The search runs over an in-process array so one query costs a single
-matrix-vector product, whatever the store. Entries travel between guard
+The search runs over an in-process array, whatever the store, in two exact
+stages: the first `LEAD` feature columns (the profile's leading principal
+components, which carry most of the variance) give a lower bound of every
+squared distance from a small, cache-resident block, and only the few entries
+whose bound falls inside the radius are measured in full. Vectors are stored
+column-major so that lead block is contiguous. Entries travel between guard
 replicas (and survive restarts) as bytes in the store's logs; see `feeds`.
 """
 
@@ -9,13 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Entry", "Neighbours", "Ring", "owner_id"]
+__all__ = ["EMPTY", "LEAD", "Entry", "Neighbours", "Ring", "owner_id"]
+
+LEAD = 8  # leading feature columns searched first (a lower bound of the full distance)
 
 _HEAD = struct.Struct("<dqiiffB")  # time, owner, label, depth, step, score, suspect
 
@@ -64,12 +71,16 @@ class Neighbours:
 
 class Ring:
     """Fixed-capacity history; the oldest entry is overwritten, entries older than `ttl_s`
-    are ignored. Memory: capacity × (4·dim + 29) bytes."""
+    are ignored. Memory: capacity × (4·dim + 37) bytes."""
 
     def __init__(self, capacity: int, dim: int, ttl_s: float | None = None) -> None:
         self.capacity = capacity
         self.ttl_s = ttl_s
-        self.vec = np.zeros((capacity, dim), dtype=np.float32)
+        self.lead = min(LEAD, dim)
+        # column 0: squared norm of the lead columns; then the vector. Column-major, so the
+        # first lead+1 columns are one contiguous block: one product gives every lower bound
+        self._data = np.zeros((capacity, dim + 1), dtype=np.float32, order="F")
+        self.vec = self._data[:, 1:]
         self.sq = np.zeros(capacity, dtype=np.float32)
         self.time = np.full(capacity, -np.inf)
         self.owner = np.zeros(capacity, dtype=np.int64)
@@ -77,52 +88,94 @@ class Ring:
         self.depth = np.zeros(capacity, dtype=np.int32)
         self.step = np.zeros(capacity, dtype=np.float32)
         self.suspect = np.zeros(capacity, dtype=np.bool_)
+        self.suspects = 0  # entries held whose sender was under suspicion
+        self.suspect_by: dict[int, int] = {}  # ... per sender
         self.size = 0
         self.cursor = 0
 
     @property
     def nbytes(self) -> int:
-        arrays: tuple[npt.NDArray[Any], ...] = (self.vec, self.sq, self.time, self.owner)
-        arrays += (self.label, self.depth, self.step, self.suspect)
+        arrays: tuple[npt.NDArray[Any], ...] = (self._data, self.sq, self.time)
+        arrays += (self.owner, self.label, self.depth, self.step, self.suspect)
         return sum(a.nbytes for a in arrays)
 
     def add(self, e: Entry) -> None:
         i = self.cursor
-        self.vec[i] = e.vector
-        self.sq[i] = float(e.vector @ e.vector)
+        v = e.vector
+        self.vec[i] = v
+        lead = float(v[: self.lead] @ v[: self.lead])
+        self._data[i, 0] = lead
+        self.sq[i] = lead + float(v[self.lead :] @ v[self.lead :])
+        if self.suspect[i] and i < self.size:  # a suspect entry is overwritten
+            old = int(self.owner[i])
+            self.suspects -= 1
+            self.suspect_by[old] -= 1
+            if not self.suspect_by[old]:
+                del self.suspect_by[old]
+        if e.suspect:
+            self.suspects += 1
+            self.suspect_by[e.owner] = self.suspect_by.get(e.owner, 0) + 1
         self.time[i], self.owner[i], self.label[i] = e.time, e.owner, e.label
         self.depth[i], self.step[i], self.suspect[i] = e.depth, e.step, e.suspect
         self.cursor = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
-    def nearest(self, v: npt.NDArray[np.float32], k: int, radius: float, now: float) -> Neighbours:
+    def nearest(
+        self,
+        v: npt.NDArray[np.float32],
+        k: int,
+        radius: float,
+        now: float,
+        keep: Callable[[npt.NDArray[np.intp]], npt.NDArray[np.bool_]] | None = None,
+        unless: Callable[[npt.NDArray[np.intp]], bool] | None = None,
+    ) -> Neighbours:
         """Up to `k` entries within `radius`, closest first; `within` counts all distinct ones
-        (identical repeats are not counted, so retries do not look like a crowd)."""
+        (identical repeats are not counted, so retries do not look like a crowd). `keep`
+        narrows the entries considered (given their slots), before the `k` are chosen;
+        `unless(slots)` false for the candidates near enough returns no neighbours at all
+        (for callers that can use none of them)."""
         n = self.size
         if n == 0:
-            return _EMPTY
-        d2 = self.sq[:n] - 2.0 * (self.vec[:n] @ v) + float(v @ v)
+            return EMPTY
         r2 = radius * radius
-        hit = np.flatnonzero(d2 <= r2)
-        if self.ttl_s is not None and hit.size:
-            hit = hit[self.time[hit] >= now - self.ttl_s]
-        if hit.size == 0:
-            return _EMPTY
-        d = d2[hit]
-        within = int(np.count_nonzero(d > r2 * 1e-6))
+        q = np.empty(self.lead + 1, dtype=np.float32)
+        q[0] = 1.0
+        np.multiply(v[: self.lead], -2.0, out=q[1:])
+        vv_lead = 0.25 * float(q[1:] @ q[1:])
+        # |x_lead|² - 2 x_lead·v_lead + |v_lead|² is an exact lower bound of |x - v|²; a
+        # little slack for float32 rounding
+        low = self._data[:n, : self.lead + 1] @ q
+        hit = (low <= r2 - vv_lead + 1e-4 * (r2 + vv_lead) + 1e-6).nonzero()[0]
+        if hit.size and keep is not None:
+            hit = hit[keep(hit)]
+        if hit.size == 0 or (unless is not None and not unless(hit)):
+            return EMPTY
+        d2 = self.vec[hit] @ v
+        d2 *= -2.0
+        d2 += self.sq[hit]
+        d2 += float(v @ v)
+        inside = d2 <= r2
+        if self.ttl_s is not None:
+            inside &= self.time[hit] >= now - self.ttl_s
+        if not inside.all():
+            hit, d2 = hit[inside], d2[inside]
+            if hit.size == 0:
+                return EMPTY
+        within = int(np.count_nonzero(d2 > r2 * 1e-6))
         if hit.size > k:
-            part = np.argpartition(d, k - 1)[:k]
-            hit, d = hit[part], d[part]
-        order = np.argsort(d)
-        idx = hit[order]
-        dist = np.sqrt(np.maximum(d[order], 0.0)).astype(np.float32)
+            part = np.argpartition(d2, k - 1)[:k]
+            hit, d2 = hit[part], d2[part]
+        if hit.size > 1:
+            order = np.argsort(d2)
+            hit, d2 = hit[order], d2[order]
+        dist = np.sqrt(np.maximum(d2, 0.0, out=d2), out=d2)
         return Neighbours(
             dist,
-            self.label[idx],
-            self.depth[idx],
-            self.step[idx],
-            self.owner[idx],
-            self.suspect[idx],
+            self.label[hit],
+            self.depth[hit],
+            self.step[hit],
+            self.owner[hit],
+            self.suspect[hit],
             within,
         )
 
@@ -130,7 +183,7 @@ class Ring:
         return self.vec[: self.size]
 
 
-_EMPTY = Neighbours(
+EMPTY = Neighbours(
     np.zeros(0, np.float32),
     np.zeros(0, np.int32),
     np.zeros(0, np.int32),

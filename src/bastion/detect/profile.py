@@ -79,15 +79,25 @@ class Profile:
         one (input × dim) matrix; only the per-image contrast normalisation is not.
         """
         a = np.asarray(x, dtype=np.float32)
-        flat = a.reshape(a.size // int(np.prod(self.shape)), -1)
         w, colsum, bias = self._folded()
+        n = w.shape[0]
+        flat = a.reshape(a.size // n, n)
         if not self.is_image:
-            return np.asarray(flat @ w - bias, dtype=np.float32)
-        n = flat.shape[1]
-        mu = flat.sum(axis=1, keepdims=True) / n
-        ms = np.einsum("ij,ij->i", flat, flat)[:, None] / n
+            out = flat @ w
+            out -= bias
+            return out
+        # one product gives the projection and (last column) each row's sum
+        proj = flat @ w
+        mu = proj[:, -1:] / n
+        if flat.shape[0] == 1:
+            ms = float(flat[0] @ flat[0]) / n
+        else:
+            ms = np.einsum("ij,ij->i", flat, flat)[:, None] / n
         sd = np.sqrt(np.maximum(ms - mu * mu, 0.0)) + 1e-3
-        return np.asarray((flat @ w - mu * colsum) / sd - bias, dtype=np.float32)
+        centred: F32 = proj[:, :-1] - mu * colsum
+        centred /= sd
+        centred -= bias
+        return centred
 
     def _folded(self) -> tuple[F32, F32, F32]:
         cached = self.__dict__.get("_fold")
@@ -104,9 +114,11 @@ class Profile:
                 pool_m = np.eye(n_in, dtype=np.float32)
             w_m = (pool_m / self.scale) @ self.components
             bias = (self.mean / self.scale) @ self.components
+            if self.is_image:  # a column of ones: the row sum for contrast normalisation
+                w_m = np.hstack([w_m, np.ones((n_in, 1), dtype=np.float32)])
             cached = (
                 np.ascontiguousarray(w_m, dtype=np.float32),
-                w_m.sum(axis=0).astype(np.float32),
+                w_m[:, : self.dim].sum(axis=0).astype(np.float32),
                 bias.astype(np.float32),
             )
             object.__setattr__(self, "_fold", cached)

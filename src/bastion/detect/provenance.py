@@ -36,6 +36,7 @@ class Weights:
     crowd_at: int = 6
     shrink: float = 0.2  # the step to the parent is much smaller than the parent's own step
     sybil: float = 0.5  # the parent was sent by another principal already under suspicion
+    off_manifold: float = 0.5  # an unlinked query far from all benign data
 
 
 @dataclass(frozen=True)
@@ -56,16 +57,18 @@ def link(
 ) -> Link:
     """Score one query from its own and global neighbours (both closest first)."""
     exact = radius * 1e-3
-    others = glob.owner != me
-    g_dist, g_depth = glob.dist[others], glob.depth[others]
-    g_step, g_label = glob.step[others], glob.label[others]
     own_hit = own.dist.size > 0 and own.dist[0] < radius
-    # another principal's query is a parent only when it is not an identical input (popular
-    # items are sent by many users) and its sender was already under suspicion: benign users
-    # editing the same popular item must not chain into one another's lineage
-    g_ok = (g_dist < radius) & (g_dist > exact) & glob.suspect[others]
-    g_ok &= g_depth >= w.deep_at - 1  # ... and sits deep in a lineage (no cascades of retries)
-    glob_hit = bool(g_ok.any())
+    glob_hit = False
+    if glob.dist.size:  # (no global neighbours is the common case: skip the bookkeeping)
+        others = glob.owner != me
+        g_dist, g_depth = glob.dist[others], glob.depth[others]
+        g_step, g_label = glob.step[others], glob.label[others]
+        # another principal's query is a parent only when it is not an identical input
+        # (popular items are sent by many users) and its sender was already under suspicion:
+        # benign users editing the same popular item must not chain into one another's lineage
+        g_ok = (g_dist < radius) & (g_dist > exact) & glob.suspect[others]
+        g_ok &= g_depth >= w.deep_at - 1  # ... and deep in a lineage (no cascades of retries)
+        glob_hit = bool(g_ok.any())
     if not own_hit and not glob_hit:
         return Link(0, 0.0, 0.0, ())
     use_glob = glob_hit and (not own_hit or float(g_dist[g_ok][0]) < float(own.dist[0]))

@@ -22,12 +22,13 @@ from collections import OrderedDict
 from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.detect.feeds import Feed, pull, push
-from bastion.detect.history import Entry, Ring, owner_id
+from bastion.detect.history import EMPTY, Entry, Neighbours, Ring, owner_id
 from bastion.detect.profile import Profile
-from bastion.detect.provenance import Campaign, Weights, link
+from bastion.detect.provenance import Campaign, Link, Weights, link
 from bastion.guard.policies.detection import Evidence, Observation
 from bastion.guard.stores.base import Store
 
@@ -46,6 +47,12 @@ class SimilarityOptions(BaseModel):
     window: int = Field(default=12, ge=2, description="recent queries judged as one campaign")
     trigger: float = Field(default=2.4, gt=0, description="window score that starts evidence")
     max_principals: int = Field(default=10_000, ge=1, description="histories kept in memory")
+    off_manifold: float = Field(
+        default=1.25,
+        gt=0,
+        description="× the profile's cell radius: a query this far from "
+        "all benign data is off-manifold (random starts, noise probes)",
+    )
     persist: bool = Field(default=True, description="share histories via the store (replicas)")
     cross_principal: bool = True
 
@@ -84,6 +91,10 @@ class SimilarityDetector:
         self.weights = weights or Weights()
         self.tracks: OrderedDict[str, _Track] = OrderedDict()
         self.global_ring = Ring(options.global_history, self.profile.dim, options.ttl_s)
+        cells = self.profile.cells
+        self._cells = np.ascontiguousarray(-2.0 * cells, dtype=np.float32)
+        self._cell_sq = (cells * cells).sum(1).astype(np.float32)
+        self._far2 = (options.off_manifold * self.profile.cell_radius) ** 2
         self.global_feed = Feed(f"{self.name}:global", options.global_history)
         self.origin = uuid.uuid4().hex[:16]  # this replica, in the shared logs
         self._lock = threading.Lock()  # pull, judge, push: one step per process
@@ -120,6 +131,30 @@ class SimilarityDetector:
         """Bytes of history held for one principal (the global ring is shared)."""
         return Ring(self.opts.history, self.profile.dim).nbytes
 
+    def _foreign(self, v: npt.NDArray[np.float32], me: int, now: float) -> Neighbours:
+        """The global neighbours provenance judges (see `link`): the `k` nearest of all
+        entries, own ones included, as `link` expects (an input also close to one's own
+        earlier queries is their child). `link` can only take as parent a query of another
+        principal, sent under suspicion, deep in a lineage; when no candidate near enough is
+        one, nothing is returned (the same outcome), and with no other principal's suspect
+        entry in the global history the search is skipped."""
+        g = self.global_ring
+        if g.suspects == g.suspect_by.get(me, 0):  # no other principal's suspect query held
+            return EMPTY
+        deep = self.weights.deep_at - 1
+
+        def usable(i: npt.NDArray[np.intp]) -> bool:
+            return bool(np.any((g.owner[i] != me) & g.suspect[i] & (g.depth[i] >= deep)))
+
+        return g.nearest(v, self.opts.k, self.radius, now, unless=usable)
+
+    def _off_manifold(self, v: npt.NDArray[np.float32]) -> bool:
+        if not np.isfinite(self._far2):
+            return False
+        d2 = self._cells @ v
+        d2 += self._cell_sq
+        return bool(float(d2.min()) + float(v @ v) > self._far2)
+
     def observe(self, obs: Observation, store: Store) -> Evidence | None:
         # threads of one process (the in-process wrapper) would otherwise pull the same
         # entries twice or interleave their updates of one ring
@@ -141,12 +176,12 @@ class SimilarityDetector:
         for i, v in enumerate(vecs):
             label = int(labels[i]) if i < labels.size else -1
             own = ring.nearest(v, self.opts.k, self.radius, obs.time)
-            glob = (
-                self.global_ring.nearest(v, self.opts.k, self.radius, obs.time)
-                if self.opts.cross_principal
-                else own
-            )
+            glob = self._foreign(v, me, obs.time) if self.opts.cross_principal else own
             ln = link(own, glob, me, label, self.radius, self.weights)
+            if not ln.patterns and self._off_manifold(v):
+                # a fresh query far from all benign data (a repeat or an edit of one would
+                # have linked): random starts and noise probes, which benign users never send
+                ln = Link(0, 0.0, self.weights.off_manifold, ("off_manifold",))
             released += camp.add(ln.score)
             entry = Entry(v, obs.time, me, label, ln.depth, ln.step, camp.active, ln.score)
             ring.add(entry)

@@ -2,10 +2,14 @@
 
 A detector (registry capability `detectors`) observes each answered query and
 may return evidence. Evidence adds up per principal in the store, and crossing
-a configured level switches that principal to an action — flag, label-only
-answers, throttling, or a block — from its next request on. Nothing changes
-the answer to the query that raised the evidence, so an adaptive attacker does
-not get a per-query "you were detected" signal to tune against.
+a configured level switches that principal to an action — flag, a review case
+for a human, noisy scores, label-only answers, throttling, or a block — from
+its next request on. Levels are cumulative: a principal escalated to a
+stricter action keeps every milder configured one (a throttled principal that
+was degraded to labels does not get its scores back). Nothing changes the
+answer to the query that raised the evidence, so an adaptive attacker does not
+get a per-query "you were detected" signal to tune against; noise keeps the
+label, so the answers do not change shape either.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import numpy as np
 import numpy.typing as npt
 from limits.errors import StorageError
 from limits.strategies import FixedWindowRateLimiter
@@ -22,17 +27,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bastion.errors import StoreError
 from bastion.guard.config import config_error
 from bastion.guard.metrics import DETECTIONS
-from bastion.guard.policies.minimise import DEGRADE_KEY
+from bastion.guard.policies.minimise import DEGRADE_KEY, OutputRule, minimise
 from bastion.guard.policies.quota import parse_limit
 from bastion.guard.policy import FailMode, GuardEnv, PolicyBase, PolicyOptions, store_unavailable
 from bastion.guard.request import Allow, Deny, Prediction, Request, Transform, Verdict
-from bastion.guard.stores.base import ReviewCase, Store
+from bastion.guard.stores.base import PrincipalState, ReviewCase, Store
 from bastion.registry import registry
 
-__all__ = ["ACTIONS", "DetectionPolicy", "Detector", "Evidence", "Observation"]
+__all__ = ["ACTIONS", "NOISE_KEY", "DetectionPolicy", "Detector", "Evidence", "Observation"]
 
-ACTIONS = ("flag", "review", "label_only", "throttle", "block")  # mildest to strictest
-Action = Literal["flag", "review", "label_only", "throttle", "block"]
+ACTIONS = ("flag", "review", "noise", "label_only", "throttle", "block")  # mildest to strictest
+Action = Literal["flag", "review", "noise", "label_only", "throttle", "block"]
+NOISE_KEY = "bastion.detection_noise"
 
 
 @dataclass(frozen=True)
@@ -75,12 +81,22 @@ class DetectionPolicy(PolicyBase):
         detectors: list[dict[str, Any]] = Field(default_factory=list)
         actions: list[ActionLevel] = Field(default_factory=list)
         throttle: str = "1/second"
+        noise: float = Field(default=0.05, gt=0, description="Laplace scale for `noise`")
+        noise_below: float | None = Field(
+            default=None, gt=0, le=1, description="noise only rows less confident than this"
+        )
+        seed: int | None = None
         on_store_error: FailMode = "open"
 
     def __init__(self, options: Options, env: GuardEnv) -> None:
         self.options = options
         self.store = env.store
         self.levels = sorted(options.actions, key=lambda a: a.at)
+        self.configured = {lv.action for lv in self.levels}
+        self.noise_rule = OutputRule(
+            mode="scores", noise=options.noise, noise_below=options.noise_below
+        )
+        self.rng = np.random.default_rng(options.seed)
         self.throttle = parse_limit(options.throttle)
         self.limiter = FixedWindowRateLimiter(env.store.rate_limit_storage())
         self.detectors: list[Detector] = []
@@ -100,6 +116,13 @@ class DetectionPolicy(PolicyBase):
                 ) from None
             self.detectors.append(factory(opts, env))
 
+    def applied(self, action: str | None) -> set[str]:
+        """The configured actions in force for a principal whose strictest action is `action`."""
+        if action is None:
+            return set()
+        rank = ACTIONS.index(action)
+        return {a for a in self.configured | {action} if ACTIONS.index(a) <= rank}
+
     def on_request(self, request: Request) -> Verdict:
         try:
             action = self.store.get_state(request.principal_id).active_action()
@@ -115,11 +138,23 @@ class DetectionPolicy(PolicyBase):
                 return Deny(429, "rate_limited", "slow down", headers={"Retry-After": "1"})
         except (StoreError, StorageError) as exc:
             return store_unavailable(self.name, self.options.on_store_error, exc)
-        if action == "label_only":
+        applied = self.applied(action)
+        if "label_only" in applied:
             request.metadata[DEGRADE_KEY] = True
+        elif "noise" in applied:
+            request.metadata[NOISE_KEY] = True
         return Allow()
 
     def on_response(self, request: Request, prediction: Prediction) -> Verdict:
+        verdict = self._observe(request, prediction)
+        if not request.metadata.get(NOISE_KEY) or prediction.scores is None:
+            return verdict
+        # detectors saw the model's own answer; the principal gets noisy scores, same label
+        noisy = minimise(prediction, self.noise_rule, self.rng)
+        reason = verdict.reason if isinstance(verdict, Transform) else ""
+        return Transform(prediction=noisy, reason=",".join(filter(None, [reason, "noise"])))
+
+    def _observe(self, request: Request, prediction: Prediction) -> Verdict:
         if not self.detectors:
             return Allow()
         obs = Observation(request.principal_id, request.inputs, prediction, time.time())
@@ -129,10 +164,10 @@ class DetectionPolicy(PolicyBase):
                 ev = det.observe(obs, self.store)
                 if ev is None or ev.amount <= 0:
                     continue
-                state = self.store.add_evidence(obs.principal, det.name, ev.amount)
-                action = self._escalate(obs.principal, state.total, state.active_action())
-                DETECTIONS.labels(det.name, action or "none").inc()
                 kinds.append(f"{det.name}:{ev.kind}")
+                state = self.store.add_evidence(obs.principal, det.name, ev.amount)
+                action = self._escalate(obs.principal, state, kinds)
+                DETECTIONS.labels(det.name, action or "none").inc()
         except (StoreError, StorageError) as exc:
             store_unavailable(self.name, self.options.on_store_error, exc)
             return Allow()
@@ -140,24 +175,24 @@ class DetectionPolicy(PolicyBase):
             return Allow()
         return Transform(prediction=prediction, reason="evidence=" + ",".join(kinds))
 
-    def _escalate(self, principal: str, total: float, current: str | None) -> str | None:
-        level = None
-        for lv in self.levels:
-            if total >= lv.at:
-                level = lv
-        if level is None:
+    def _escalate(self, principal: str, state: PrincipalState, kinds: list[str]) -> str | None:
+        current = state.active_action()
+        crossed = [lv for lv in self.levels if state.total >= lv.at]
+        if not crossed:
             return current
         rank = ACTIONS.index
-        if current is None or rank(level.action) > rank(current):
-            until = time.time() + level.for_s if level.for_s else None
-            self.store.set_action(principal, level.action, until)
-            if level.action == "review":  # a human looks at the principal, once per escalation
-                state = self.store.get_state(principal)
-                self.store.put_case(
-                    ReviewCase(principal, "detection", {}, {"evidence": state.evidence})
-                )
-            return level.action
-        return current
+        level = max(crossed, key=lambda lv: rank(lv.action))
+        if current is not None and rank(level.action) <= rank(current):
+            return current
+        until = time.time() + level.for_s if level.for_s else None
+        self.store.set_action(principal, level.action, until)
+        before = -1 if current is None else rank(current)
+        if any(lv.action == "review" for lv in crossed) and before < rank("review"):
+            # a human looks at the principal once per escalation past the review level, even
+            # when one burst of evidence jumps straight to a stricter action
+            details = {"evidence": state.evidence, "action": level.action, "signals": kinds}
+            self.store.put_case(ReviewCase(principal, "detection", {}, details))
+        return level.action
 
 
 def _position(env: GuardEnv, policy: DetectionPolicy) -> int:
