@@ -161,25 +161,11 @@ def test_attack_the_endpoint_a_manifest_names(
     run_cli: Callable[..., Any], served: tuple[str, ServerState], data_file: Path, tmp_path: Path
 ) -> None:
     url, state = served
-    manifest = tmp_path / "system.yaml"
-    manifest.write_text(
-        f"""version: 1
-system:
-  name: Digit reader
-elements:
-  - id: reader_api
-    type: endpoint
-    url: {url}/v2/models/digits/infer
-    protocol: oip
-    model: digit_model
-    controls:
-      rate_limit: 60/hour
-  - id: digit_model
-    type: model
-    input: {{domain: image, shape: [8, 8], min: 0, max: 1}}
-    output: {{kind: scores}}
-""",
-        encoding="utf-8",
+    manifest = _manifest(
+        tmp_path,
+        url,
+        endpoint="    controls:\n      rate_limit: 60/hour\n",
+        model="    output: {kind: scores}\n",
     )
     before = state.inputs
     proc = run_cli(
@@ -212,7 +198,8 @@ def test_a_global_query_cap_is_never_exceeded(
     assert any("stopped" in note for note in report["run"]["notes"])
 
 
-def _public_manifest(tmp_path: Path, url: str, public: str) -> Path:
+def _manifest(tmp_path: Path, url: str, *, endpoint: str = "", model: str = "") -> Path:
+    """A one-endpoint digits system; `endpoint`/`model` add YAML lines to those elements."""
     manifest = tmp_path / "system.yaml"
     manifest.write_text(
         f"""version: 1
@@ -224,15 +211,19 @@ elements:
     url: {url}/v2/models/digits/infer
     protocol: oip
     model: digit_model
-  - id: digit_model
+{endpoint}  - id: digit_model
     type: model
     input: {{domain: image, shape: [8, 8], min: 0, max: 1}}
-    output: {{kind: label}}
-    public_model: {{{public}}}
-""",
+{model}""",
         encoding="utf-8",
     )
     return manifest
+
+
+def _public_manifest(tmp_path: Path, url: str, public: str) -> Path:
+    return _manifest(
+        tmp_path, url, model=f"    output: {{kind: label}}\n    public_model: {{{public}}}\n"
+    )
 
 
 def test_transfer_from_the_public_model_a_manifest_names(

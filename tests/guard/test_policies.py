@@ -228,23 +228,32 @@ class RepeatDetector:
         return Evidence(1.0, "exact_repeat") if seen else None
 
 
-def test_detection_escalates_per_principal_without_a_per_query_oracle(
-    write_config, tmp_path: Path, model
-) -> None:
+def _with_detection(
+    write_config: Any, tmp_path: Path, model: Any, detection: dict[str, Any], name: str
+) -> tuple[Guard, GuardedModel]:
+    """The base config with a generous quota and `detection` inserted after validation."""
     registry("detectors").register("repeats", RepeatDetector)
     cfg = yaml.safe_load(write_config().read_text())
     cfg["policies"][1] = {"kind": "quota", "per_principal": ["1000/minute"]}
-    cfg["policies"].insert(
-        3,
+    cfg["policies"].insert(3, {"kind": "detection", **detection})
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return _guarded(path, model)
+
+
+def test_detection_escalates_per_principal_without_a_per_query_oracle(
+    write_config, tmp_path: Path, model
+) -> None:
+    guard, g = _with_detection(
+        write_config,
+        tmp_path,
+        model,
         {
-            "kind": "detection",
             "detectors": [{"kind": "repeats", "window": 20}],
             "actions": [{"at": 2, "action": "label_only"}, {"at": 4, "action": "block"}],
         },
+        "g4",
     )
-    path = tmp_path / "g4.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    guard, g = _guarded(path, model)
     carol = token("carol")
     x = np.array([[6.0, 2.9, 4.5, 1.5]], dtype=np.float32)
     answers = [g(x, api_key=carol) for _ in range(3)]
@@ -305,21 +314,17 @@ def test_every_request_is_one_audit_record(write_config, model, tmp_path) -> Non
 def test_review_and_throttle_actions_hit_only_the_suspect(
     write_config, tmp_path: Path, model
 ) -> None:
-    registry("detectors").register("repeats", RepeatDetector)
-    cfg = yaml.safe_load(write_config().read_text())
-    cfg["policies"][1] = {"kind": "quota", "per_principal": ["1000/minute"]}
-    cfg["policies"].insert(
-        3,
+    guard, g = _with_detection(
+        write_config,
+        tmp_path,
+        model,
         {
-            "kind": "detection",
             "detectors": [{"kind": "repeats"}],
             "throttle": "1/minute",
             "actions": [{"at": 1, "action": "review"}, {"at": 2, "action": "throttle"}],
         },
+        "g5",
     )
-    path = tmp_path / "g5.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    guard, g = _guarded(path, model)
     alice = token("alice")
     for _ in range(2):
         g(X, api_key=alice)
@@ -399,21 +404,17 @@ def test_noise_action_keeps_labels_and_review_opens_even_when_evidence_jumps_pas
 def test_a_degraded_principal_stays_degraded_when_throttled(
     write_config, tmp_path: Path, model
 ) -> None:
-    registry("detectors").register("repeats", RepeatDetector)
-    cfg = yaml.safe_load(write_config().read_text())
-    cfg["policies"][1] = {"kind": "quota", "per_principal": ["1000/minute"]}
-    cfg["policies"].insert(
-        3,
+    guard, g = _with_detection(
+        write_config,
+        tmp_path,
+        model,
         {
-            "kind": "detection",
             "detectors": [{"kind": "repeats"}],
             "throttle": "100/minute",
             "actions": [{"at": 1, "action": "label_only"}, {"at": 2, "action": "throttle"}],
         },
+        "g7",
     )
-    path = tmp_path / "g7.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    guard, g = _guarded(path, model)
     carol = token("carol")
     for _ in range(3):
         g(X, api_key=carol)
