@@ -207,7 +207,7 @@ def _attacks(ctx: AuditContext) -> StageResult:
             notes.append(f"{key}: evasion counts as success within {shown} of the original")
         rate = _observed_rate(ctx, key)
         # Severity is read at what one day at the observed rate allows per attacked point.
-        realistic = None if rate is None else max(1, int(rate * 86_400))
+        realistic = None if rate is None else max(1, round(rate * 86_400))
         keys = ctx.options.attack_keys
         base_endpoint = endpoint
         for index, name in enumerate(ctx.options.attacks):

@@ -87,7 +87,7 @@ def declared_allowance(rate_limit: str | None) -> tuple[int, float] | None:
 
 
 class RateLimitProbe:
-    """A bounded burst: when (if ever) does 429/503 appear, and is `Retry-After` given?"""
+    """A bounded burst: when (if ever) does 429/503 (or a block, 403) appear, with `Retry-After`?"""
 
     name = "rate_limit"
     max_requests = 200
@@ -105,6 +105,7 @@ class RateLimitProbe:
         accepted = 0
         first_limited: int | None = None
         retry_after: float | None = None
+        blocked = False
         x = session.valid_inputs(1)
         t0 = time.monotonic()
         for i in range(burst):
@@ -117,6 +118,10 @@ class RateLimitProbe:
                 retry_after = exchange.retry_after
                 break
             if exchange.status in (401, 403):
+                # refused after answering the same caller: cut off (a guard's block), which
+                # limits an attacker harder than any rate does
+                if exchange.status == 403 and accepted:
+                    first_limited, blocked = i, True
                 break
             if exchange.status == 200:
                 accepted += 1
@@ -127,6 +132,8 @@ class RateLimitProbe:
             return
         if first_limited is None:
             rate = accepted / max(elapsed, 1e-6)
+        elif blocked:
+            rate = accepted / 86_400  # what this caller got, counted as one day's allowance
         else:
             # One window's allowance per (time to spend it + the wait we were told).
             rate = accepted / max(elapsed + (retry_after or 1.0), 1e-6)
@@ -137,8 +144,9 @@ class RateLimitProbe:
             "elapsed_s": round(elapsed, 3),
             "first_limited_at": first_limited,
             "retry_after_s": retry_after,
+            "blocked": blocked,
             "statuses": {str(k): v for k, v in sorted(statuses.items())},
-            "sustainable_rate_per_s": round(rate, 2),
+            "sustainable_rate_per_s": float(f"{rate:.4g}"),  # a block's rate is tiny
             "attack_queries": settings.attack_queries,
             "time_for_attack_s": None if attack_s is None else round(attack_s, 1),
         }
@@ -171,7 +179,7 @@ class RateLimitProbe:
                 cwe=("CWE-770",),
                 mitigations=("M04", "M06"),
             )
-        elif retry_after is None:
+        elif retry_after is None and not blocked:
             yield session.finding(
                 "P106",
                 "Rate limit answers without Retry-After",
