@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +92,6 @@ class AuditContext:
         options = HttpOptions(api_key=self.options.api_key)
         found = endpoints_from_manifest(self.manifest, options, self.options.endpoint)
         if self.options.against:
-            from dataclasses import replace
-
             from bastion.probes.endpoints import split_oip_url
 
             if len(found) != 1:
@@ -214,8 +212,6 @@ def _attacks(ctx: AuditContext) -> StageResult:
             if ctx.progress is not None:
                 ctx.progress(f"{key}: {name}", index, len(ctx.options.attacks))
             if keys:
-                from dataclasses import replace
-
                 key_options = replace(base_endpoint.options, api_key=keys[index % len(keys)])
                 endpoint = replace(base_endpoint, options=key_options)
             left = ctx.options.budget - spent

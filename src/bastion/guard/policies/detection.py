@@ -92,7 +92,14 @@ class DetectionPolicy(PolicyBase):
         self.options = options
         self.store = env.store
         self.levels = sorted(options.actions, key=lambda a: a.at)
-        self.configured = {lv.action for lv in self.levels}
+        configured = {lv.action for lv in self.levels}
+        # per strictest action, the configured actions in force (read on every request)
+        self._in_force: dict[str | None, frozenset[str]] = {None: frozenset()}
+        for action in ACTIONS:
+            rank = ACTIONS.index(action)
+            self._in_force[action] = frozenset(
+                a for a in configured | {action} if ACTIONS.index(a) <= rank
+            )
         self.noise_rule = OutputRule(
             mode="scores", noise=options.noise, noise_below=options.noise_below
         )
@@ -116,12 +123,9 @@ class DetectionPolicy(PolicyBase):
                 ) from None
             self.detectors.append(factory(opts, env))
 
-    def applied(self, action: str | None) -> set[str]:
+    def applied(self, action: str | None) -> frozenset[str]:
         """The configured actions in force for a principal whose strictest action is `action`."""
-        if action is None:
-            return set()
-        rank = ACTIONS.index(action)
-        return {a for a in self.configured | {action} if ACTIONS.index(a) <= rank}
+        return self._in_force.get(action, frozenset())
 
     def on_request(self, request: Request) -> Verdict:
         try:
