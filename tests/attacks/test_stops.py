@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from bastion.attacks import AttackData, Norm, Oracle
+from bastion.attacks.oracle import HELD
 from bastion.attacks.radius import success_radius
 from bastion.attacks.verdict import to_finding
 from bastion.guard import Guard, load_config
@@ -33,7 +34,9 @@ TOKEN = "atk0001.secret-of-the-attacker"
 
 
 @contextmanager
-def guarded(model: Any, tmp_path: Path, *, max_rows: int, total: int) -> Iterator[Any]:
+def guarded(
+    model: Any, tmp_path: Path, *, max_rows: int, total: int, review_below: float | None = None
+) -> Iterator[Any]:
     secret = TOKEN.partition(".")[2]
     keys = tmp_path / "keys.yaml"
     entry = {"id": "atk0001", "principal": "attacker", "scopes": ["predict"]}
@@ -53,6 +56,10 @@ def guarded(model: Any, tmp_path: Path, *, max_rows: int, total: int) -> Iterato
             {"kind": "input_validation", "max_rows": max_rows},
         ],
     }
+    if review_below is not None:  # low-confidence answers wait for a human instead (202)
+        config["policies"].append(  # type: ignore[attr-defined]
+            {"kind": "decision", "confidence_below": review_below, "route": "review"}
+        )
     path = tmp_path / "guard.yaml"
     path.write_text(yaml.safe_dump(config))
     guard = Guard(load_config(path))
@@ -115,6 +122,56 @@ def test_an_extraction_stopped_midway_keeps_its_curve(
     assert result.series[0].x == (50.0, 150.0)  # 100 eval + 50 + 100 answered, then cut off
     assert result.metrics["fidelity"] == result.series[0].y[-1] > 0.5
     assert "stopped_by_endpoint" in result.params
+
+
+def test_rows_held_for_review_are_dropped_and_the_others_answered(
+    digits: dict[str, Any], tmp_path: Path
+) -> None:
+    x = digits["x_test"][:60]
+    confidence = digits["model"].predict_proba(x).max(axis=1)
+    unsure = confidence < 0.999
+    assert 0 < unsure.sum() < 60  # both kinds of rows are in the batch
+    with guarded(digits["model"], tmp_path, max_rows=256, total=10_000, review_below=0.999) as (
+        ledger,
+        _,
+    ):
+        from bastion.errors import EndpointError
+
+        with pytest.raises(EndpointError, match="202"):  # by default a hold stops the call
+            Oracle(ledger).labels(x)
+        oracle = Oracle(ledger)
+        labels = oracle.labels(x, unanswered=True)
+    # one held row held the whole batch; row by row, the confident ones are answered
+    assert (labels[unsure] == HELD).all()
+    assert labels[~unsure].tolist() == digits["model"].predict(x[~unsure]).tolist()
+    assert oracle.held == int(unsure.sum())
+    assert oracle.queries == 60 + 60 and oracle.batch_size == 1  # the held batch was charged
+
+
+def test_extraction_behind_a_review_queue_learns_from_the_answered_rows(
+    digits: dict[str, Any], tmp_path: Path
+) -> None:
+    data = AttackData(
+        space=digits["space"],
+        x=digits["x_train"][:30],
+        y=digits["y_train"][:30],
+        pool=digits["x_train"][30:],
+        x_eval=digits["x_test"][:100],
+        y_eval=digits["y_test"][:100],
+    )
+    with guarded(digits["model"], tmp_path, max_rows=256, total=10_000, review_below=0.99) as (
+        ledger,
+        _,
+    ):
+        attack = registry("attacks").get("extraction-natural")(checkpoints=(100,))
+        result = attack.run(Oracle(ledger), data, budget=300, seed=0)
+    held = result.metrics["held_rows"]
+    assert held > 0 and "stopped_by_endpoint" not in result.params
+    # fidelity is measured on the evaluation rows that were answered, and says how many
+    answered = int((digits["model"].predict_proba(data.x_eval).max(axis=1) >= 0.99).sum())
+    assert result.n == result.series[0].sample_size == answered < 100
+    assert result.metrics["fidelity"] > 0.8
+    assert f"held {int(held)} rows without an answer" in to_finding(result).message
 
 
 def test_success_radius_is_a_quarter_of_the_way_to_another_class() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from bastion.attacks import Access, AttackKind, AttackResult
@@ -60,3 +62,53 @@ def test_membership_and_extraction_ladders() -> None:
     )
     weak = other(AttackKind.MEMBERSHIP, auc=0.55, tpr_at_1pct_fpr=0.12)
     assert to_finding(weak).severity is Severity.HIGH  # sure about some members
+
+
+def test_extraction_severity_follows_what_the_api_added_to_the_attackers_own_labels(
+    digits: dict[str, Any],
+) -> None:
+    """Measured on a real model: with many labels of its own the attacker gains little."""
+    from bastion.attacks import AttackData, Oracle
+    from bastion.registry import registry
+    from bastion.target import SklearnTarget
+
+    def run(labelled: int) -> AttackResult:
+        data = AttackData(
+            space=digits["space"],
+            x=digits["x_train"][:5],
+            y=digits["y_train"][:5],
+            labelled=(digits["x_train"][:labelled], digits["y_train"][:labelled]),
+            pool=digits["x_train"][600:],
+            x_eval=digits["x_test"][:200],
+            y_eval=digits["y_test"][:200],
+        )
+        attack = registry("attacks").get("extraction-natural")(checkpoints=(300,))
+        return attack.run(Oracle(SklearnTarget(digits["model"])), data, budget=300, seed=0)
+
+    few, many = run(20), run(600)
+    assert few.metrics["baseline_rows"] == 20 and many.metrics["baseline_rows"] == 600
+    # the copy from 300 answers is as good either way; the free copy is not
+    assert few.metrics["fidelity"] == many.metrics["fidelity"] > 0.85
+    assert few.metrics["baseline_fidelity"] < 0.75 < many.metrics["baseline_fidelity"]
+    assert to_finding(few).severity is Severity.HIGH
+    gained = many.metrics["fidelity"] - many.metrics["baseline_fidelity"]
+    assert gained < 0.1 and to_finding(many).severity.rank < Severity.HIGH.rank
+    assert to_finding(many).evidence["fidelity_gain"] == gained
+    assert "own 600 labelled rows, with no query" in to_finding(many).message
+
+
+def test_no_labels_of_its_own_leaves_the_fidelity_ladder_alone() -> None:
+    result = AttackResult(
+        attack="extraction-natural",
+        kind=AttackKind.EXTRACTION,
+        access=Access.LABEL,
+        n=100,
+        total_queries=500,
+        wall_time_s=0.1,
+        metrics={"fidelity": 0.95},
+    )
+    assert to_finding(result).severity is Severity.HIGH
+    capped = AttackResult(
+        **{**result.__dict__, "metrics": {"fidelity": 0.95, "baseline_fidelity": 0.94}}
+    )
+    assert to_finding(capped).severity is Severity.LOW

@@ -49,18 +49,17 @@ def test_hardened_server_has_no_high_findings(hardened: tuple[Path, Path, Any]) 
     manifest, data, _ = hardened
     options = AuditOptions(data=data, api_key=HARDENED_KEY, **SMALL)  # type: ignore[arg-type]
     report = audit(manifest, options)
-    high = report.at_least(Severity.HIGH)
-    # No configuration flaw is left: no probe finding, no unconfirmed threat is high.
-    assert [f.rule_id for f in high if f.analyser in ("probe", "scan")] == []
-    assert [
-        f.rule_id for f in high if f.analyser == "threatmodel" and "confirmed_by" not in f.evidence
-    ] == []
+    assert [(f.rule_id, f.message) for f in report.at_least(Severity.HIGH)] == []
     assert not (_ids(report, "probe") & {"P101", "P103", "P105", "P109", "P110"})
-    # What stays high is measured: access controls alone do not stop evasion or copying
-    # of a small tabular model, and the report says so with the attack's own numbers.
-    for f in high:
-        measured = f.evidence if f.analyser == "attack" else f.evidence["confirmed_by"][0]
-        assert measured.get("success_rate", 0) > 0.5 or measured.get("fidelity", 0) > 0.8, f
+    # The attacks still ran through the key, and their measurements say why nothing is
+    # high: evasion within the radius is rare, and a copy of this 4-feature model is no
+    # better than one trained on the attacker's own labelled rows without any query.
+    extraction = next(f for f in report.findings if f.rule_id == "A201")
+    assert extraction.evidence["fidelity"] >= 0.8 and extraction.evidence["total_queries"] > 0
+    assert extraction.evidence["fidelity_gain"] < 0.1
+    assert extraction.evidence["baseline_rows"] == 37  # its labelled rows, minus eval rows
+    evasion = next(f for f in report.findings if f.rule_id == "A101")
+    assert evasion.evidence["success_at_realistic_budget"] < 0.5
 
 
 def _cli(*args: str) -> subprocess.Popen[str]:

@@ -57,6 +57,8 @@ class AttackData:
     targeted evasion (one per row of `x`), None for untargeted.
     `public_model`: published weights close to the target's (the manifest's
     `public_model`), which a transfer attack crafts on without queries.
+    `labelled`: every labelled row the attacker holds (`x`/`y` are cut to the
+    points attacked); extraction measures its no-query baseline on them.
     """
 
     space: InputSpace
@@ -70,6 +72,7 @@ class AttackData:
     targets: IntArray | None = None
     n_classes: int | None = None
     public_model: PublicMLP | None = None
+    labelled: tuple[FloatArray, IntArray] | None = None
 
 
 @dataclass(frozen=True)

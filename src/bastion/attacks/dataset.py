@@ -166,4 +166,5 @@ def load_data(
         nonmembers=nonmembers,
         targets=None if targets is None else targets[:n],
         n_classes=None if y is None else int(y.max()) + 1,
+        labelled=None if y is None else (x, y),
     )

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bastion.attacks.base import AttackData, AttackKind, AttackResult
-from bastion.attacks.oracle import Access, Oracle
+from bastion.attacks.oracle import HELD, Access, Oracle
 from bastion.attacks.space import Domain
 from bastion.attacks.surrogate import fit_surrogate, input_gradient, predict_labels
 from bastion.errors import BudgetExhausted, TargetError, UsageError
@@ -73,21 +73,36 @@ class Extraction:
         before = oracle.queries
         pool = _held_out(data.pool if data.pool is not None else data.x, data.x_eval)
         soft = self.soft and oracle.access is Access.SCORES
-        truth_eval = oracle.labels(data.x_eval)
+        # rows a guard holds for review are dropped, as an attacker would drop them
+        truth_all = oracle.labels(data.x_eval, unanswered=True)
         eval_queries = oracle.queries - before
+        seen = truth_all != HELD
+        if not seen.any():
+            raise TargetError(
+                f"the endpoint held all {truth_all.size} evaluation rows without an answer",
+                hint="fidelity cannot be measured when nothing is answered",
+            )
+        x_eval, truth_eval = data.x_eval[seen], truth_all[seen]
+        y_eval = None if data.y_eval is None else data.y_eval[seen]
+        baseline = self._baseline(data, x_eval, truth_eval, seed)
         xs: list[FloatArray] = []
         ys: list[Any] = []
         marks = sorted({c for c in self.checkpoints if c < budget} | {budget})
         fid, acc, model = [], [], None
         stopped: str | None = None
         used = np.zeros(pool.shape[0], dtype=bool)
+        sent, at, held_before = 0, [], oracle.held
         for mark in marks:
-            need = mark - sum(len(x) for x in xs)
+            need = mark - sent
             if need <= 0:
                 continue
             batch = self._choose(need, pool, used, xs, ys, model, data, rng)
             try:
-                answers = np.nan_to_num(oracle.scores(batch)) if soft else oracle.labels(batch)
+                if soft:
+                    labels, scores = oracle.answers(batch, unanswered=True)
+                    answers: Any = np.nan_to_num(scores)
+                else:
+                    labels = answers = oracle.labels(batch, unanswered=True)
             except BudgetExhausted:
                 raise
             except TargetError as exc:
@@ -96,8 +111,12 @@ class Extraction:
                 # cut short: the curve so far was measured, the copy stands as it is
                 stopped = str(exc).splitlines()[0][:300]
                 break
-            xs.append(batch)
-            ys.append(answers)
+            sent += len(batch)
+            kept = labels != HELD
+            if not kept.any():
+                continue
+            xs.append(batch[kept])
+            ys.append(answers[kept])
             model = fit_surrogate(
                 np.concatenate(xs),
                 np.concatenate(ys),
@@ -105,11 +124,18 @@ class Extraction:
                 hidden=self.hidden,
                 seed=seed,
             )
-            pred = predict_labels(model, data.x_eval)
+            pred = predict_labels(model, x_eval)
+            at.append(float(sent))
             fid.append(float(np.mean(pred == truth_eval)))
-            acc.append(float(np.mean(pred == data.y_eval)) if data.y_eval is not None else np.nan)
+            acc.append(float(np.mean(pred == y_eval)) if y_eval is not None else np.nan)
+        if model is None:
+            raise TargetError(
+                f"the endpoint held every one of the {sent} rows sent without an answer",
+                hint="nothing was learnt: the copy could not be trained",
+            )
         spent = oracle.queries - before
-        x_axis = tuple(float(m) for m in marks[: len(fid)])
+        held = oracle.held - held_before
+        x_axis = tuple(at)
         series = [
             Series(
                 name=f"{self.name}: fidelity vs queries",
@@ -117,7 +143,7 @@ class Extraction:
                 y_label="fidelity",
                 x=x_axis,
                 y=tuple(fid),
-                sample_size=int(data.x_eval.shape[0]),
+                sample_size=int(x_eval.shape[0]),
                 group=self.name,
             )
         ]
@@ -127,9 +153,15 @@ class Extraction:
             "evaluation_queries": float(eval_queries),
             "soft_labels": float(soft),
             **({"stopped_by_endpoint": 1.0} if stopped else {}),
+            **({"held_rows": float(held)} if held else {}),
+            **(
+                {"baseline_fidelity": baseline[0], "baseline_rows": float(baseline[1])}
+                if baseline
+                else {}
+            ),
             **{f"fidelity_at_{int(m)}": f for m, f in zip(x_axis, fid, strict=True)},
         }
-        if data.y_eval is not None:
+        if y_eval is not None:
             metrics["accuracy"] = acc[-1] if acc else 0.0
             series.append(
                 series[0].model_copy(
@@ -144,7 +176,7 @@ class Extraction:
             attack=self.name,
             kind=self.kind,
             access=Access.SCORES if soft else Access.LABEL,
-            n=int(data.x_eval.shape[0]),
+            n=int(x_eval.shape[0]),
             total_queries=spent,
             wall_time_s=time.perf_counter() - start,
             metrics=metrics,
@@ -156,6 +188,25 @@ class Extraction:
                 **({"stopped_by_endpoint": stopped} if stopped else {}),
             },
         )
+
+    def _baseline(
+        self, data: AttackData, x_eval: FloatArray, truth_eval: IntArray, seed: int
+    ) -> tuple[float, int] | None:
+        """Agreement of a copy the attacker trains on its own labelled rows, with no query.
+
+        Fidelity alone overstates what the API gives away: on a task with public
+        labelled data a model trained on that data already agrees with the target
+        on most inputs. The measured leak is the copy's fidelity above this figure.
+        """
+        x, y = data.labelled or (data.x, data.y)
+        if y is None or x.shape[0] == 0:
+            return None
+        keep = _not_in(x, x_eval)
+        if keep.sum() < 2 or np.unique(y[keep]).size < 2:
+            return None
+        model = fit_surrogate(x[keep], y[keep], kind=self.surrogate, hidden=self.hidden, seed=seed)
+        pred = predict_labels(model, x_eval)
+        return float(np.mean(pred == truth_eval)), int(keep.sum())
 
     def _natural(
         self,
@@ -281,10 +332,7 @@ def _held_out(pool: FloatArray, x_eval: FloatArray) -> FloatArray:
     A copy evaluated on inputs it was trained on looks better than it is; the
     attacker's data may well hold the same rows in both (one file, two roles).
     """
-    flat_eval = x_eval.reshape(x_eval.shape[0], -1)
-    seen = {row.tobytes() for row in np.ascontiguousarray(flat_eval, dtype=np.float64)}
-    flat = np.ascontiguousarray(pool.reshape(pool.shape[0], -1), dtype=np.float64)
-    keep = np.array([row.tobytes() not in seen for row in flat], dtype=bool)
+    keep = _not_in(pool, x_eval)
     if not keep.any():
         raise UsageError(
             "every row of the extraction pool is also an evaluation row: fidelity would be "
@@ -292,3 +340,11 @@ def _held_out(pool: FloatArray, x_eval: FloatArray) -> FloatArray:
             hint="give separate rows as pool and x_eval in --data",
         )
     return np.asarray(pool[keep], dtype=np.float64)
+
+
+def _not_in(rows: FloatArray, x_eval: FloatArray) -> npt.NDArray[np.bool_]:
+    """Which rows are not also evaluation rows (byte-equal as float64)."""
+    flat_eval = x_eval.reshape(x_eval.shape[0], -1)
+    seen = {row.tobytes() for row in np.ascontiguousarray(flat_eval, dtype=np.float64)}
+    flat = np.ascontiguousarray(rows.reshape(rows.shape[0], -1), dtype=np.float64)
+    return np.array([row.tobytes() not in seen for row in flat], dtype=bool)

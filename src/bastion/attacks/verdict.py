@@ -3,7 +3,9 @@
 Severity is read at a realistic budget: the number of queries an attacker can
 send per point within a day at the observed rate limit (or the run's budget
 when no limit is known). A success rate of 50 % at that budget is high; a
-fidelity of 90 % after the allowed queries means the model is in effect copied.
+fidelity of 90 % after the allowed queries means the model is in effect copied —
+unless the attacker's own labelled data, with no query at all, already gives a
+copy about as good: then severity follows the fidelity the API added.
 """
 
 from __future__ import annotations
@@ -67,6 +69,11 @@ RULES: dict[str, Rule] = {
 }
 
 
+# Fidelity gained through the API over the no-query baseline: high from 10 points,
+# medium from 3 (one row in 33 of the evaluation set), low above 0.
+GAIN_CUTS = (0.10, 0.03, 0.0)
+
+
 def rule_for(result: AttackResult) -> Rule:
     if result.kind is AttackKind.EXTRACTION:
         return RULES["A201"]
@@ -93,7 +100,14 @@ def _severity(result: AttackResult, realistic: int | None) -> tuple[Severity, di
         return sev, {"realistic_budget": float(budget), "success_at_realistic_budget": rate}
     if result.kind is AttackKind.EXTRACTION:
         fid = m.get("fidelity", 0.0)
-        return _ladder(fid, (0.9, 0.75, 0.5)), {}
+        sev = _ladder(fid, (0.9, 0.75, 0.5))
+        if "baseline_fidelity" not in m:
+            return sev, {}
+        # What the API gave away is the agreement above what the attacker's own
+        # labelled data gives for free; a copy no better than that is no leak.
+        gain = fid - m["baseline_fidelity"]
+        cap = _ladder(gain, GAIN_CUTS)
+        return (cap if cap.rank < sev.rank else sev), {"fidelity_gain": gain}
     auc, tpr = m.get("auc", 0.5), m.get("tpr_at_1pct_fpr", 0.0)
     if auc >= 0.75 or tpr >= 0.1:
         return Severity.HIGH, {}
@@ -149,11 +163,22 @@ def _message(result: AttackResult, extra: dict[str, float]) -> str:
             text += " The adversarials were crafted on public weights, with no query."
         return text
     if result.kind is AttackKind.EXTRACTION:
-        return (
+        text = (
             f"{result.attack}: a surrogate trained on {result.total_queries} answers agrees "
-            f"with the model on {m.get('fidelity', 0.0):.0%} of held-out inputs."
-            + _stop_note(result)
+            f"with the model on {m.get('fidelity', 0.0):.0%} of {result.n} held-out inputs."
         )
+        if "baseline_fidelity" in m:
+            text += (
+                f" A copy trained on the attacker's own {int(m.get('baseline_rows', 0))} "
+                f"labelled rows, with no query, agrees on {m['baseline_fidelity']:.0%}: "
+                f"the API added {100 * extra.get('fidelity_gain', 0.0):+.0f} points."
+            )
+        if m.get("held_rows"):
+            text += (
+                f" The endpoint held {int(m['held_rows'])} rows without an answer; "
+                "the attacker dropped them and went on."
+            )
+        return text + _stop_note(result)
     return (
         f"{result.attack}: membership AUC {m.get('auc', 0.5):.2f}, "
         f"TPR {m.get('tpr_at_1pct_fpr', 0.0):.0%} at 1% FPR, over {result.n} records."
