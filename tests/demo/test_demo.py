@@ -38,6 +38,8 @@ def test_the_careless_system_is_exposed_with_measured_evidence(demo) -> None:  #
     assert all(f.evidence["eps"] > 0 for f in evasion)
     assert max(f.evidence["success_rate"] for f in evasion) >= 0.8, evasion
     assert before["A201"].evidence["fidelity"] >= 0.8
+    # ... and the copy owes that to the API: 40 labelled digits alone give far less
+    assert before["A201"].evidence["fidelity_gain"] >= 0.1
     scanned = [f for f in result.before.findings if f.analyser == "scan"]
     assert any("leaflet-app.apk" in f.subject.id for f in scanned)
 
