@@ -14,6 +14,7 @@ resolves dotted names attribute by attribute, so every segment is checked.
 
 from __future__ import annotations
 
+import functools
 import re
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 from dataclasses import dataclass
@@ -364,7 +365,19 @@ def _is_gadget(module: str, name: str) -> str | None:
 def classify_import(
     module: str, name: str, *, protocol: int = 5, frameworks: tuple[str, ...] | None = None
 ) -> ImportDecision:
-    """Gadget first (critical), then the allow-lists of the given frameworks, else unknown."""
+    """Gadget first (critical), then the allow-lists of the given frameworks, else unknown.
+
+    The lists are fixed at import time, so a decision depends on its arguments
+    alone; a model names the same few classes thousands of times, hence the cache.
+    """
+    return _classify(module, name, protocol < 3, frameworks)
+
+
+@functools.lru_cache(maxsize=4096)
+def _classify(
+    module: str, name: str, py2: bool, frameworks: tuple[str, ...] | None
+) -> ImportDecision:
+    protocol = 2 if py2 else 3
     raw_reason = _is_gadget(module, name)
     module_r, name_r = resolve_name(module, name, protocol)
     reason = raw_reason or _is_gadget(module_r, name_r)

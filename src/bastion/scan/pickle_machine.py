@@ -194,7 +194,7 @@ class PickleMachine:
                     if not code:
                         raise _Broken("stream ended before STOP", pos)
                     raise _Broken(f"unknown opcode {code!r}", pos)
-                name, op, reader, kind = decoded
+                name, op, reader, kind, extra = decoded
                 try:
                     if reader is not None:
                         arg = reader(stream)
@@ -224,6 +224,16 @@ class PickleMachine:
                     push(memo[arg])
                 elif kind is _K_MARK:
                     push(_MARK)
+                elif kind is _K_SINGLE:
+                    push(extra)
+                elif kind is _K_EMPTY:
+                    push(Seq(extra, []))
+                elif kind is _K_TUPLE_N:
+                    if len(stack) < extra or _MARK in stack[-extra:]:
+                        raise _Broken("stack underflow", pos)
+                    items = stack[-extra:]
+                    del stack[-extra:]
+                    push(Seq("tuple", items))
                 elif kind is _K_MEMOIZE:
                     if not stack or stack[-1] is _MARK:
                         raise _Broken("stack underflow", pos)
@@ -495,6 +505,11 @@ def _quiet(reader: Any) -> Any:
     """
 
     def read(stream: Any) -> Any:
+        here = stream.tell()
+        escaped = b"\\" in stream.readline()
+        stream.seek(here)
+        if not escaped:  # no backslash, nothing to unescape, no warning: skip the costly guard
+            return reader(stream)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return reader(stream)
@@ -525,9 +540,17 @@ _K_CONST, _K_PUT, _K_GET, _K_MARK, _K_MEMOIZE, _K_STOP, _K_OTHER = (
     "stop",
     "other",
 )
+# Argument-free opcodes that only push: a singleton, an empty container, a small tuple.
+_K_SINGLE, _K_EMPTY, _K_TUPLE_N = "single", "empty", "tuple_n"
 
 
 def _kind(name: str) -> str:
+    if name in _SINGLETONS:
+        return _K_SINGLE
+    if name.startswith("EMPTY_"):
+        return _K_EMPTY
+    if name in _TUPLE_N:
+        return _K_TUPLE_N
     if name in _CONST_OPS:
         return _K_CONST
     if name in _PUT_OPS:
@@ -537,8 +560,13 @@ def _kind(name: str) -> str:
     return {"MARK": _K_MARK, "MEMOIZE": _K_MEMOIZE, "STOP": _K_STOP}.get(name, _K_OTHER)
 
 
-_DECODE: dict[bytes, tuple[str, pickletools.OpcodeInfo, Any, str]] = {
-    op.code.encode("latin-1"): (op.name, op, _reader(op), _kind(op.name))
+def _extra(name: str) -> Any:
+    """What an inline kind needs: the singleton's value, the container's kind, the size."""
+    return _SINGLETONS.get(name, _KINDS.get(name, _TUPLE_N.get(name)))
+
+
+_DECODE: dict[bytes, tuple[str, pickletools.OpcodeInfo, Any, str, Any]] = {
+    op.code.encode("latin-1"): (op.name, op, _reader(op), _kind(op.name), _extra(op.name))
     for op in pickletools.opcodes
 }
 

@@ -78,6 +78,9 @@ class _Context:
         self.artifacts: list[Artifact] = []
 
 
+_READ_WHOLE = 16 << 20  # files up to this size are scanned from memory
+
+
 def _digest(stream: IO[bytes]) -> str:
     h = hashlib.sha256()
     stream.seek(0)
@@ -127,9 +130,12 @@ class Scanner:
         try:
             with open(path, "rb") as fh:
                 size = _size(fh)
-                digest = _digest(fh) if self.digest else ""
+                stream: IO[bytes] = fh
+                if size <= _READ_WHOLE:  # one read; seeks and small reads then cost no syscall
+                    stream = io.BytesIO(fh.read())
+                digest = _digest(stream) if self.digest else ""
                 try:
-                    node = self.scan_blob(fh, None, 0, ctx, _ALL)
+                    node = self.scan_blob(stream, None, 0, ctx, _ALL)
                 except LimitExceeded as exc:
                     ctx.issues.append(Issue("S206", f"scan stopped: {exc}", None, exc.kind))
                     node = Node(None, False)
