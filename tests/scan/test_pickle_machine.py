@@ -6,6 +6,7 @@ import io
 import pickle
 
 import numpy as np
+import pytest
 from pickle_asm import Asm
 
 from bastion.scan.pickle_analyser import analyse_pickle
@@ -128,3 +129,19 @@ def test_legacy_torch_module_class_behind_a_persistent_id_is_followed() -> None:
 def test_calling_an_opaque_persistent_object_is_flagged() -> None:
     a = Asm(2).mark().s("storage").tup().raw(b"Q").empty_tuple().reduce()
     assert [r for r, _ in _rules(a.stop())] == ["S104"]
+
+
+def test_an_endless_stream_of_opcodes_stops_at_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bastion.scan import pickle_machine
+
+    monkeypatch.setattr(pickle_machine, "_MAX_OPS", 100_000)
+    data = b"\x80\x04" + b"N0" * 150_000 + b"N."  # 300,002 harmless opcodes
+    res = PickleMachine(io.BytesIO(data)).run()
+    assert res.error == "more opcodes than the scan bound"
+    # checked every 65,536 opcodes: it stops at the first check past the bound
+    assert 100_000 < res.ops <= 100_000 + 65_536
+    # and the bound is only a bound: the same stream under it plays to the end
+    monkeypatch.setattr(pickle_machine, "_MAX_OPS", 1_000_000)
+    assert PickleMachine(io.BytesIO(data)).run().complete

@@ -183,6 +183,10 @@ class PickleMachine:
         stack, memo, table = self.stack, self.memo, _TABLE
         decode, clock = _DECODE, self.clock
         push = stack.append
+        mark, sized = _MARK, _SIZED
+        k_const, k_memoize, k_put, k_get, k_mark = _K_CONST, _K_MEMOIZE, _K_PUT, _K_GET, _K_MARK
+        k_single, k_tuple_n, k_empty, k_stop = _K_SINGLE, _K_TUPLE_N, _K_EMPTY, _K_STOP
+        arg: Any
         pos = res.start
         ops = res.ops
         try:
@@ -195,50 +199,49 @@ class PickleMachine:
                         raise _Broken("stream ended before STOP", pos)
                     raise _Broken(f"unknown opcode {code!r}", pos)
                 name, op, reader, kind, extra = decoded
-                try:
-                    if reader is not None:
-                        arg = reader(stream)
-                    elif op.arg is not None:
-                        arg = self._read_arg(op)
-                    else:
-                        arg = None
-                except (ValueError, UnicodeDecodeError, OverflowError) as exc:
-                    raise _Broken(f"bad argument to {name}: {exc}", pos) from None
+                if reader is None:
+                    arg = None
+                else:
+                    try:
+                        arg = self._read_arg(op) if reader is sized else reader(stream)
+                    except (ValueError, UnicodeDecodeError, OverflowError) as exc:
+                        raise _Broken(f"bad argument to {name}: {exc}", pos) from None
                 ops += 1
-                if not ops & 0xFFFF:
+                if not ops & 0xFFFF:  # checked every 65,536 opcodes: cheap, and soon enough
                     res.ops = ops
                     if clock is not None:
                         clock()
-                if ops > _MAX_OPS:
-                    raise _Broken("more opcodes than the scan bound", pos)
-                # The commonest opcodes are played inline; the rest go through _step.
-                if kind is _K_CONST:
+                    if ops > _MAX_OPS:
+                        raise _Broken("more opcodes than the scan bound", pos)
+                # The commonest opcodes are played inline, most frequent first; the rest go
+                # through the table.
+                if kind is k_const:
                     push(arg)
-                elif kind is _K_PUT:
-                    if not stack or stack[-1] is _MARK:
+                elif kind is k_memoize:
+                    if not stack or stack[-1] is mark:
+                        raise _Broken("stack underflow", pos)
+                    memo[len(memo)] = stack[-1]
+                elif kind is k_put:
+                    if not stack or stack[-1] is mark:
                         raise _Broken("stack underflow", pos)
                     memo[arg] = stack[-1]
-                elif kind is _K_GET:
+                elif kind is k_get:
                     if arg not in memo:
                         raise _Broken(f"memo key {arg} missing", pos)
                     push(memo[arg])
-                elif kind is _K_MARK:
-                    push(_MARK)
-                elif kind is _K_SINGLE:
+                elif kind is k_mark:
+                    push(mark)
+                elif kind is k_single:
                     push(extra)
-                elif kind is _K_EMPTY:
-                    push(Seq(extra, []))
-                elif kind is _K_TUPLE_N:
-                    if len(stack) < extra or _MARK in stack[-extra:]:
+                elif kind is k_tuple_n:
+                    if len(stack) < extra or mark in stack[-extra:]:
                         raise _Broken("stack underflow", pos)
                     items = stack[-extra:]
                     del stack[-extra:]
                     push(Seq("tuple", items))
-                elif kind is _K_MEMOIZE:
-                    if not stack or stack[-1] is _MARK:
-                        raise _Broken("stack underflow", pos)
-                    memo[len(memo)] = stack[-1]
-                elif kind is _K_STOP:
+                elif kind is k_empty:
+                    push(Seq(extra, []))
+                elif kind is k_stop:
                     res.ops = ops
                     self._pop(pos)
                     res.end = tell()
@@ -521,9 +524,14 @@ def _quiet(reader: Any) -> Any:
 _ESCAPED = frozenset({"stringnl", "unicodestringnl"})
 
 
+_SIZED = _Opaque("sized")  # the reader slot of an argument `_read_arg` decodes
+
+
 def _reader(op: pickletools.OpcodeInfo) -> Any:
-    if op.arg is None or op.arg.name in _LARGE_ARGS:
+    if op.arg is None:
         return None
+    if op.arg.name in _LARGE_ARGS:
+        return _SIZED
     if op.arg.name in _ESCAPED:
         return _quiet(op.arg.reader)
     return _FAST_READERS.get(op.arg.name, op.arg.reader)
