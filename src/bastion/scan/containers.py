@@ -8,7 +8,6 @@ white-box exposure with its path inside the bundle.
 
 from __future__ import annotations
 
-import io
 import posixpath
 import re
 import tarfile
@@ -16,7 +15,7 @@ import zlib
 from typing import IO, TYPE_CHECKING
 
 from bastion.scan.rules import Issue
-from bastion.scan.source import LimitExceeded, Window, inflate
+from bastion.scan.source import LimitExceeded, inflate, window
 from bastion.scan.zip_reader import ZipEntry, read_zip
 
 if TYPE_CHECKING:
@@ -89,7 +88,7 @@ def _exposure(ctx: _Context, kind: str, child: str, fmt: str | None) -> None:
 def _open_entry(stream: IO[bytes], e: ZipEntry, ctx: _Context) -> IO[bytes] | str:
     if e.data_offset < 0:
         return "no local header"
-    raw = io.BufferedReader(Window(stream, e.data_offset, e.compressed_size), 1 << 16)
+    raw = window(stream, e.data_offset, e.compressed_size)
     if e.method == 0:
         return raw
     codec = {8: "deflate", 12: "bz2"}.get(e.method)
@@ -127,7 +126,7 @@ def scan_zip(
     for a in listing.anomalies:
         ctx.issues.append(Issue(a.rule, a.message, member, a.key))
     if listing.prefix_bytes:
-        head = io.BufferedReader(Window(stream, 0, listing.prefix_bytes))
+        head = window(stream, 0, listing.prefix_bytes)
         scanner.scan_blob(head, _child(member, "<prefix>"), depth + 1, ctx, _ALL)
     fws = {"pytorch": _TORCH, "torchscript": (*_TORCH, "torchscript")}.get(kind, _ALL)
     roots = sorted({n.rpartition("/")[0] for n in names if n.endswith("data.pkl")})
@@ -231,7 +230,7 @@ def scan_tar(
                 )
             if not info.isreg() or info.sparse is not None:
                 continue
-            body = io.BufferedReader(Window(stream, info.offset_data, info.size), 1 << 16)
+            body = window(stream, info.offset_data, info.size)
             with body:
                 try:
                     node = scanner.scan_blob(

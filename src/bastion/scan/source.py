@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
-__all__ = ["Budget", "LimitExceeded", "ScanLimits", "Window", "inflate"]
+__all__ = ["Budget", "LimitExceeded", "ScanLimits", "Window", "inflate", "window"]
 
 _CHUNK = 1 << 20
 
@@ -112,6 +112,21 @@ class Window(io.RawIOBase):
         buffer[: len(data)] = data
         self._pos += len(data)
         return len(data)
+
+
+_COPY_LIMIT = 16 << 20
+
+
+def window(base: IO[bytes], offset: int, length: int) -> IO[bytes]:
+    """`length` bytes of `base` from `offset`, as a seekable stream.
+
+    A part of an in-memory file is copied out (no Python-level reads per call
+    after that); a part of a file on disk stays a view, so memory stays bounded.
+    """
+    if isinstance(base, io.BytesIO) and length <= _COPY_LIMIT:
+        with base.getbuffer() as view:
+            return io.BytesIO(bytes(view[max(0, offset) : max(0, offset + length)]))
+    return io.BufferedReader(Window(base, offset, length), 1 << 16)
 
 
 class _Codec:

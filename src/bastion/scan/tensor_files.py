@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from bastion.scan.pickle_analyser import PickleReport, analyse_pickle
 from bastion.scan.rules import Issue
-from bastion.scan.source import Window
+from bastion.scan.source import window as open_window
 
 __all__ = ["check_npy", "check_safetensors"]
 
@@ -137,7 +137,7 @@ def check_npy(stream: IO[bytes], member: str | None) -> tuple[list[Issue], Pickl
     except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError):
         return [Issue("S301", "npy header is not a valid dictionary", member, "npy-header")], None
     if _has_object(descr):
-        window = io.BufferedReader(Window(stream, start, size - start))
+        window = open_window(stream, start, size - start)
         rep = analyse_pickle(window, member=member, frameworks=_OBJECT_FRAMEWORKS, joblib=False)
         note = Issue(
             "S109",
