@@ -9,6 +9,7 @@ loader that calls `load()` again will execute it.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
@@ -288,12 +289,21 @@ def _dtype_size(dtype: Any) -> tuple[int, bool]:
     has_object = text.lstrip("<>|=").startswith("O") or bool(flags & 1)
     if len(state) > 5 and isinstance(state[5], int) and state[5] > 0:
         return state[5], has_object
+    size = _itemsize(text)
+    if size is None:
+        raise _Limitation(f"joblib array dtype {text!r} not understood")
+    return size, has_object
+
+
+@functools.lru_cache(maxsize=256)
+def _itemsize(text: str) -> int | None:
+    """numpy's reading of a dtype string (already checked against _DTYPE_TEXT)."""
     import numpy
 
     try:
-        return int(numpy.dtype(text).itemsize), has_object
+        return int(numpy.dtype(text).itemsize)
     except TypeError:
-        raise _Limitation(f"joblib array dtype {text!r} not understood") from None
+        return None
 
 
 def _describe(value: Any) -> str:
