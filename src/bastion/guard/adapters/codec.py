@@ -61,14 +61,19 @@ def _array(data: Any, dtype: Any, shape: Any, name: str) -> npt.NDArray[Any]:
     return arr
 
 
+# one encoder for every answer: `json.dumps` with options builds a new one per call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def _dumps(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+    return _ENCODER.encode(doc).encode()
 
 
 class Codec:
     def __init__(self, model: ModelSpec) -> None:
         self.model = model
         self.input_name = model.inputs[0].name if model.inputs else "input-0"
+        self.classes = tuple(model.classes) if model.classes else None
 
     # --- requests -----------------------------------------------------------
     def decode_request(self, body: bytes, headers: Mapping[str, str]) -> Request:
@@ -85,17 +90,22 @@ class Codec:
         raise NotImplementedError
 
     def _classes(self) -> tuple[str, ...] | None:
-        return tuple(self.model.classes) if self.model.classes else None
+        return self.classes
 
     def _prediction(self, labels: Any, scores: Any) -> Prediction:
         try:
             if scores is not None:
                 s = np.asarray(scores, dtype=np.float64)
-                s = s.reshape(s.shape[0], -1) if s.ndim != 2 else s
-                pred = Prediction.from_scores(s, self._classes())
-                if labels is not None:
-                    pred = pred.with_(labels=np.asarray(labels, dtype=np.int64).reshape(-1))
-                return pred
+                if s.ndim != 2:
+                    if s.ndim == 0:
+                        raise ValueError("the scores are a single number, not one row per input")
+                    s = s.reshape(s.shape[0], -1)
+                lab = (
+                    s.argmax(axis=1).astype(np.int64)
+                    if labels is None
+                    else np.asarray(labels, dtype=np.int64).reshape(-1)
+                )
+                return Prediction(lab, s, classes=self._classes())
             if labels is None:
                 raise ValueError("the model's answer has neither labels nor scores")
             return Prediction(
@@ -106,9 +116,15 @@ class Codec:
 
     @staticmethod
     def _top_k(pred: Prediction) -> tuple[list[list[int]], list[list[float]]]:
-        assert pred.scores is not None and pred.top_k is not None
-        order = np.argsort(-np.nan_to_num(pred.scores, nan=-1.0), axis=1)[:, : pred.top_k]
-        vals = np.take_along_axis(pred.scores, order, axis=1)
+        """The k best (class, score) pairs per row; the masked-out (NaN) classes rank last."""
+        s, k = pred.scores, pred.top_k
+        assert s is not None and k is not None
+        ranked = np.where(np.isnan(s), -np.inf, s)
+        if k == 1:
+            order = ranked.argmax(axis=1).reshape(-1, 1)
+        else:
+            order = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
+        vals = s[np.arange(s.shape[0]).reshape(-1, 1), order]
         return order.tolist(), vals.tolist()
 
 

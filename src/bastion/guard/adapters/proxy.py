@@ -126,7 +126,8 @@ class GuardProxy:
     ) -> Reply:
         """The answer to one request; `headers` lower-cased, `body` read only when needed."""
         m = _OIP_INFER.match(path) if self._oip else None
-        if m is None or method != "POST" or is_guard_endpoint(self.guard, path):  # not the hot path: everything else the proxy serves
+        if m is None or method != "POST" or is_guard_endpoint(self.guard, path):
+            # everything but an OIP prediction: the guard's own paths, metadata, JSON predictions
             return await self._other(method, path, query, headers, body, m is not None)
         return await self._predict(path, query, headers, body, m.group(1))
 
