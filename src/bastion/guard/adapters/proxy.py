@@ -57,6 +57,8 @@ HOP_BY_HOP = frozenset(
         # the guard consumed the caller's credentials; the model server never sees them
         "authorization",
         "x-api-key",
+        # the guard has the whole body before it forwards: nothing is left to continue
+        "expect",
     }
 )
 _OIP_INFER = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?/infer$")

@@ -58,9 +58,12 @@ class _Conn(asyncio.Protocol):
         self.chunks.append(body)
 
     def on_message_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:  # an interim answer (100 Continue, 103): the final one follows
+            self.chunks = []
+            return
         self.keep_alive = self.parser.should_keep_alive()
         if self.pending is not None and not self.pending.done():
-            status = self.parser.get_status_code()
             self.pending.set_result(UpstreamResponse(status, b"".join(self.chunks)))
         self.chunks = []
 
