@@ -98,6 +98,43 @@ def test_quota_is_per_principal_with_retry_after(write_config, model) -> None:
     guard.close()
 
 
+def test_quota_answers_alike_on_every_store(write_config, store: Store) -> None:
+    """The memory store counts all windows in one call; its answers are the get/incr ones."""
+    from bastion.guard.policies.quota import QuotaPolicy
+    from bastion.guard.policy import GuardEnv
+    from bastion.guard.request import Deny, Principal, Request
+
+    options = QuotaPolicy.Options.model_validate(
+        {"per_principal": ["5/minute", "100/day"], "global": ["7/minute"]}
+    )
+    quota = QuotaPolicy(options, GuardEnv(load_config(write_config()), store))
+
+    def ask(who: str, rows: int) -> tuple[Any, ...]:
+        request = Request({"x": np.zeros((rows, 4))}, principal=Principal(who))
+        v = quota.on_request(request)
+        if isinstance(v, Deny):
+            return v.status, v.reason, v.body.get("scope"), v.headers.get("RateLimit-Remaining")
+        h = v.headers
+        assert 0 <= int(h["RateLimit-Reset"]) <= 60
+        return 200, h["RateLimit-Limit"], h["RateLimit-Remaining"]
+
+    assert [
+        ask("alice", 2),
+        ask("alice", 6),  # can never fit 5/minute: 413, and nothing is counted
+        ask("alice", 3),
+        ask("alice", 1),
+        ask("bob", 2),
+        ask("bob", 1),
+    ] == [
+        (200, "5", "3"),
+        (413, "batch_exceeds_limit", None, None),
+        (200, "5", "0"),
+        (429, "rate_limited", "principal", "0"),
+        (200, "5", "3"),
+        (429, "rate_limited", "global", "0"),
+    ]
+
+
 def test_quota_counts_rows_and_global_limit(write_config, tmp_path: Path, model) -> None:
     cfg = yaml.safe_load(write_config().read_text())
     cfg["policies"][1] = {"kind": "quota", "per_principal": ["10/minute"], "global": ["12/minute"]}

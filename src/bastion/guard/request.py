@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -76,10 +77,10 @@ class Request:
     def digest(self) -> str:
         """SHA-256 of the inputs (names, dtypes, shapes and bytes) for the audit record."""
         h = hashlib.sha256()
-        for name in sorted(self.inputs):
+        for name in sorted(self.inputs) if len(self.inputs) > 1 else self.inputs:
             arr = np.ascontiguousarray(self.inputs[name])
             h.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
-            h.update(arr.tobytes())
+            h.update(arr.data if arr.ndim else arr.tobytes())  # the bytes, without a copy
         return h.hexdigest()
 
 
@@ -113,6 +114,19 @@ class Prediction:
         if s.ndim == 1:
             s = s.reshape(1, -1)
         return cls(labels=s.argmax(axis=1).astype(np.int64), scores=s, classes=classes)
+
+    def lowest_confidence(self) -> float | None:
+        """The smallest per-row confidence (NaN if a score is NaN), or None without scores."""
+        s = self.scores
+        if s is None or s.size == 0:
+            return None
+        if self.top_k is None and s.size <= 256:  # plain Python beats numpy's call overhead
+            rows = s.tolist()
+            if all(math.isfinite(sum(r)) for r in rows):  # no NaN/inf: max/min are exact
+                return float(min(max(r) for r in rows))
+        conf = self.confidence()
+        assert conf is not None
+        return float(conf.min())
 
     def confidence(self) -> npt.NDArray[np.float64] | None:
         """Highest score per row, or None when the scores are gone."""

@@ -36,6 +36,9 @@ _OIP_DTYPES = {
 }
 
 
+_SMALL = 256  # score matrices up to this size are ranked in plain Python
+
+
 class MalformedRequest(ValueError):
     """The body cannot be read as the configured protocol; answered with 400."""
 
@@ -119,13 +122,25 @@ class Codec:
         """The k best (class, score) pairs per row; the masked-out (NaN) classes rank last."""
         s, k = pred.scores, pred.top_k
         assert s is not None and k is not None
+        if s.size <= _SMALL:  # a few rows: plain Python beats numpy's per-call overhead
+            rows = s.tolist()
+            order: list[list[int]] = []
+            for row in rows:
+                kept = [j for j, v in enumerate(row) if v == v]  # NaN marks a removed class
+                if k == 1:
+                    best = [max(kept, key=row.__getitem__)] if kept else [0]
+                else:  # stable, like the argsort below: ties keep the class order
+                    best = sorted(kept, key=row.__getitem__, reverse=True)
+                    best = (best + [j for j in range(len(row)) if j not in kept])[:k]
+                order.append(best)
+            return order, [[r[j] for j in b] for r, b in zip(rows, order, strict=True)]
         ranked = np.where(np.isnan(s), -np.inf, s)
         if k == 1:
-            order = ranked.argmax(axis=1).reshape(-1, 1)
+            top = ranked.argmax(axis=1).reshape(-1, 1)
         else:
-            order = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
-        vals = s[np.arange(s.shape[0]).reshape(-1, 1), order]
-        return order.tolist(), vals.tolist()
+            top = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
+        vals = s[np.arange(s.shape[0]).reshape(-1, 1), top]
+        return top.tolist(), vals.tolist()
 
 
 class OipCodec(Codec):

@@ -66,13 +66,14 @@ def minimise(pred: Prediction, rule: OutputRule, rng: np.random.Generator) -> Pr
     scores = pred.scores
     if rule.noise > 0:
         scores = _noisy(scores, pred.labels, rule, rng)
-    if rule.decimals is not None:
-        scores = np.round(scores, rule.decimals)
-    if rule.mode == "top_k" and rule.k == 1:
-        masked = np.full_like(scores, np.nan)
+    if rule.mode == "top_k" and rule.k == 1:  # the label's own score, rounded; NaN elsewhere
         rows = np.arange(scores.shape[0])
-        masked[rows, pred.labels] = scores[rows, pred.labels]
+        kept = scores[rows, pred.labels]
+        masked = np.full(scores.shape, np.nan, dtype=scores.dtype)
+        masked[rows, pred.labels] = kept if rule.decimals is None else kept.round(rule.decimals)
         return pred.with_(scores=masked, top_k=1)
+    if rule.decimals is not None:
+        scores = scores.round(rule.decimals)
     if rule.mode == "top_k" and rule.k < scores.shape[1]:
         keep = np.argsort(-scores, axis=1, kind="stable")[:, : rule.k]
         masked = np.full_like(scores, np.nan)
