@@ -86,7 +86,8 @@ def minimal_metadata(guard: Guard) -> dict[str, object]:
 
 
 def forward_headers(headers: Mapping[str, str], principal: str) -> dict[str, str]:
-    drop = HOP_BY_HOP | {h.strip() for h in headers.get("connection", "").lower().split(",")}
+    named = headers.get("connection")
+    drop = HOP_BY_HOP | {h.strip() for h in named.lower().split(",")} if named else HOP_BY_HOP
     out = {k: v for k, v in headers.items() if k not in drop}
     out["x-bastion-principal"] = principal
     return out
