@@ -196,6 +196,27 @@ def test_malformed_http_is_a_json_400_and_close(lean, raw: bytes) -> None:
         assert answer.headers["connection"] == "close" and closed(s)
 
 
+def test_an_endless_head_is_cut_off_with_431(lean, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parser buffers a header until its end; the server bounds what it may buffer."""
+    monkeypatch.setattr(front_module, "MAX_HEAD_BYTES", 8192)
+    addr = lean()
+    with connect(addr) as s:
+        # 12 KiB of one header value, never finished (sent at once: read in full, no reset)
+        s.sendall(b"GET /guard/healthz HTTP/1.1\r\nHost: guard\r\nX-Fill: " + b"a" * 12288)
+        (answer,) = read_answers(s, 1)
+        assert answer.status == 431 and answer.json()["error"] == "headers_too_large"
+        assert closed(s)
+
+
+def test_absolute_form_targets_are_routed_by_their_path(lean) -> None:
+    addr = lean()
+    with connect(addr) as s:
+        s.sendall(b"GET http://guard/guard/healthz?x=1 HTTP/1.1\r\nHost: guard\r\n\r\n")
+        assert read_answers(s, 1)[0].json() == {"status": "ok"}
+        s.sendall(b"OPTIONS * HTTP/1.1\r\nHost: guard\r\n\r\n")
+        assert read_answers(s, 1)[0].json()["error"] == "not_found"
+
+
 def test_upgrade_requests_are_refused(lean) -> None:
     addr = lean()
     with connect(addr) as s:

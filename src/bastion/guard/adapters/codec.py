@@ -36,6 +36,7 @@ _OIP_DTYPES = {
 }
 
 
+_TENSOR_KEYS = frozenset({"name", "shape", "datatype", "data"})
 _SMALL = 256  # score matrices up to this size are ranked in plain Python
 
 
@@ -150,7 +151,7 @@ class OipCodec(Codec):
             raise MalformedRequest("an OIP v2 request needs an 'inputs' list")
         inputs: dict[str, npt.NDArray[Any]] = {}
         for i, t in enumerate(doc["inputs"]):
-            if not isinstance(t, dict) or not {"name", "shape", "datatype", "data"} <= set(t):
+            if not isinstance(t, dict) or not t.keys() >= _TENSOR_KEYS:
                 raise MalformedRequest(f"inputs[{i}] needs name, shape, datatype and data")
             dtype = _OIP_DTYPES.get(str(t["datatype"]))
             if dtype is None:

@@ -18,7 +18,8 @@ run against both this front end and uvicorn):
 * Bounded bodies: a declared or received body over `proxy.max_body_bytes`
   gets 413 and the connection is closed (the rest is never read).
 * Malformed HTTP (bad request line, header or framing): 400 and close.
-  Upgrade requests (WebSocket, h2c) are not supported: 400 and close.
+  Upgrade requests (WebSocket, h2c) are not supported: 400 and close. A
+  request line and headers over MAX_HEAD_BYTES: 431 and close.
 * A request not fully received within `proxy.request_timeout_s`: 408 and
   close; an idle keep-alive connection is closed after KEEP_ALIVE_S.
 * Each answer carries Date, Content-Type and Content-Length; `Connection:
@@ -47,12 +48,13 @@ import httptools
 from bastion.guard.adapters.exchange import BodyTooLarge, Reply, json_reply
 from bastion.guard.adapters.proxy import GuardProxy
 
-__all__ = ["KEEP_ALIVE_S", "MAX_PIPELINED", "FrontServer", "run"]
+__all__ = ["KEEP_ALIVE_S", "MAX_HEAD_BYTES", "MAX_PIPELINED", "FrontServer", "run"]
 
 log = logging.getLogger("bastion.guard")
 
 KEEP_ALIVE_S = 5.0
 MAX_PIPELINED = 16
+MAX_HEAD_BYTES = 1 << 20  # request line + headers, counted per read (so a little over-counted)
 _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -100,6 +102,8 @@ class _Connection(asyncio.Protocol):
         self.write_paused = False
         self.read_paused = False
         self.started: float | None = None  # when the request being received began
+        self.in_head = False  # between a request's first byte and the end of its headers
+        self.head_bytes = 0
         self.last = front.now  # when the connection last finished something
         self._url = b""
         self._headers: dict[str, str] = {}
@@ -132,19 +136,29 @@ class _Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             refusal = exc.__context__
-            if not isinstance(refusal, _Refusal):  # pragma: no cover - callbacks raise only these
-                raise
-            self._refuse(refusal.reply)
+            self._refuse(refusal.reply if isinstance(refusal, _Refusal) else _MALFORMED)
         except httptools.HttpParserUpgrade:  # CONNECT; other upgrades are refused above
             self._refuse(_UPGRADE)
         except httptools.HttpParserError:
-            self._refuse(_error(400, "malformed_http", "the request is not valid HTTP/1.1"))
+            self._refuse(_MALFORMED)
+        else:
+            if self.in_head:  # the parser buffers a head in parts: bound what it may hold
+                self.head_bytes += len(data)
+                if self.head_bytes > MAX_HEAD_BYTES:
+                    self._refuse(
+                        _error(
+                            431,
+                            "headers_too_large",
+                            f"request line and headers exceed {MAX_HEAD_BYTES} bytes",
+                        )
+                    )
         if self.queue and not self.busy:
             self._start()
 
     # --- httptools callbacks -------------------------------------------------------------
     def on_message_begin(self) -> None:
         self.started = self.front.now
+        self.in_head, self.head_bytes = True, 0
         self._url = b""
         self._headers = {}
         self._body = []
@@ -158,6 +172,7 @@ class _Connection(asyncio.Protocol):
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
         declared = self._headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.limit:
             raise _Refusal(_too_large(self.limit))
@@ -179,7 +194,10 @@ class _Connection(asyncio.Protocol):
         url = self._url
         raw, _, query = url.partition(b"?")
         if not raw.startswith(b"/"):  # absolute-form (`GET http://host/path`) or `*`
-            parsed = httptools.parse_url(url)
+            try:
+                parsed = httptools.parse_url(url)
+            except httptools.HttpParserInvalidURLError:
+                raise _Refusal(_MALFORMED) from None
             raw, query = parsed.path or b"/", parsed.query or b""
         try:
             path = raw.decode("ascii")
@@ -259,7 +277,10 @@ class _Connection(asyncio.Protocol):
             key, val = name.lower(), str(value)
             if key == "connection" or "\r" in val or "\n" in val or "\r" in key or "\n" in key:
                 continue  # framing is this server's business; no header may split the answer
-            parts += (b"\r\n", key.encode("latin-1"), b": ", val.encode("latin-1"))
+            try:
+                parts += (b"\r\n", key.encode("latin-1"), b": ", val.encode("latin-1"))
+            except UnicodeEncodeError:  # not representable in HTTP/1.1: left out, not a crash
+                continue
         parts.append(b"\r\n\r\n" if keep_alive else b"\r\nconnection: close\r\n\r\n")
         if method != "HEAD":
             parts.append(body)
@@ -320,6 +341,7 @@ def _too_large(limit: int) -> Reply:
 
 
 _UPGRADE = _error(400, "upgrade_not_supported", "protocol upgrades are not supported here")
+_MALFORMED = _error(400, "malformed_http", "the request is not valid HTTP/1.1")
 
 
 class FrontServer:
