@@ -196,11 +196,16 @@ def wait_http(
 
 @contextlib.contextmanager
 def guard_process(
-    config: Path, upstream: str, port: int | None = None, kill: bool = False
+    config: Path,
+    upstream: str,
+    port: int | None = None,
+    kill: bool = False,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """`python -m bastion guard serve` as a real process; yields its base URL.
 
-    With `kill`, the process is ended by SIGKILL (a crash) instead of a clean stop."""
+    With `kill`, the process is ended by SIGKILL (a crash) instead of a clean stop;
+    `extra` are more command-line options (e.g. `--server uvicorn`)."""
     port = port or free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.Popen(
@@ -216,6 +221,7 @@ def guard_process(
             upstream,
             "--port",
             str(port),
+            *extra,
         ],
         env=env,
         stdout=subprocess.DEVNULL,
