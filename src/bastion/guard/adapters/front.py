@@ -157,7 +157,7 @@ class _Connection(asyncio.Protocol):
 
     # --- httptools callbacks -------------------------------------------------------------
     def on_message_begin(self) -> None:
-        self.started = self.front.now
+        self.started = time.monotonic()
         self.in_head, self.head_bytes = True, 0
         self._url = b""
         self._headers = {}
