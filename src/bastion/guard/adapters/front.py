@@ -104,7 +104,7 @@ class _Connection(asyncio.Protocol):
         self.started: float | None = None  # when the request being received began
         self.in_head = False  # between a request's first byte and the end of its headers
         self.head_bytes = 0
-        self.last = front.now  # when the connection last finished something
+        self.last = time.monotonic()  # when the connection last finished something
         self._url = b""
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
@@ -257,7 +257,7 @@ class _Connection(asyncio.Protocol):
                     return
         finally:
             self.busy = False
-            self.last = self.front.now
+            self.last = time.monotonic()
 
     def _send(self, reply: Reply, method: str, *, keep_alive: bool) -> None:
         transport = self.transport
