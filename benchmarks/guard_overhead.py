@@ -8,9 +8,13 @@ Prints p50/p99 latency, throughput and the ratios against the targets:
 * reverse-proxy throughput >= 0.85x direct.
 
     PYTHONPATH=src python benchmarks/guard_overhead.py [--seconds 5] [--concurrency 8]
+        [--proxy-servers lean,uvicorn]
 
-Servers run as separate processes (uvicorn, one worker each); the load
-generator is a small keep-alive HTTP/1.1 client so it costs little CPU itself.
+Servers run as separate processes, one worker each: the model (and the ASGI
+middleware) on uvicorn, the proxy as `bastion guard serve` with its own HTTP/1.1
+front end (`--proxy-servers lean,uvicorn` adds a row for the same proxy behind
+uvicorn). The load generator is a small keep-alive HTTP/1.1 client so it costs
+little CPU itself.
 """
 
 from __future__ import annotations
@@ -317,8 +321,11 @@ def measure(
     return out
 
 
+PROXY_ROWS = {"lean": "reverse proxy", "uvicorn": "proxy (uvicorn)"}
+
+
 def bench_http(
-    config: Path, seconds: float, concurrency: int, name: str
+    config: Path, seconds: float, concurrency: int, name: str, proxy_servers: list[str]
 ) -> dict[str, dict[str, float]]:
     me = [sys.executable, str(Path(__file__).resolve())]
     row = train(name)[1]
@@ -334,28 +341,31 @@ def bench_http(
         finally:
             mw.terminate()
             mw.wait()
-        px_port = free_port()
-        px = start(
-            [
-                sys.executable,
-                "-m",
-                "bastion",
-                "guard",
-                "serve",
-                "--config",
-                str(config),
-                "--upstream",
-                f"http://127.0.0.1:{direct_port}",
-                "--port",
-                str(px_port),
-            ],
-            px_port,
-        )
-        try:
-            out["reverse proxy"] = measure(px_port, seconds, concurrency, row, px, direct)
-        finally:
-            px.terminate()
-            px.wait()
+        for server in proxy_servers:
+            px_port = free_port()
+            px = start(
+                [
+                    sys.executable,
+                    "-m",
+                    "bastion",
+                    "guard",
+                    "serve",
+                    "--config",
+                    str(config),
+                    "--upstream",
+                    f"http://127.0.0.1:{direct_port}",
+                    "--port",
+                    str(px_port),
+                    "--server",
+                    server,
+                ],
+                px_port,
+            )
+            try:
+                out[PROXY_ROWS[server]] = measure(px_port, seconds, concurrency, row, px, direct)
+            finally:
+                px.terminate()
+                px.wait()
     finally:
         direct.terminate()
         direct.wait()
@@ -387,12 +397,20 @@ def main() -> None:
         default="iris-logreg,digits-mlp",
         help=f"comma-separated, from {', '.join(MODELS)}",
     )
+    ap.add_argument(
+        "--proxy-servers",
+        default="lean",
+        help="comma-separated front ends for the proxy rows: lean (guard serve's own), uvicorn",
+    )
     ap.add_argument("--serve", nargs=4, metavar=("KIND", "PORT", "CONFIG", "MODEL"))
     args = ap.parse_args()
     if args.serve:
         serve(args.serve[0], int(args.serve[1]), args.serve[2], args.serve[3])
         return
     names = [n.strip() for n in args.models.split(",") if n.strip()]
+    servers = [n.strip() for n in args.proxy_servers.split(",") if n.strip()]
+    if not servers or set(servers) - set(PROXY_ROWS):
+        raise SystemExit(f"--proxy-servers takes {', '.join(PROXY_ROWS)}")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
@@ -402,7 +420,7 @@ def main() -> None:
             config = write_config(sub, len(row), high)
             results[name] = (
                 bench_inprocess(config, args.calls, name),
-                bench_http(config, args.seconds, args.concurrency, name),
+                bench_http(config, args.seconds, args.concurrency, name, servers),
             )
     print(
         f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; python "
@@ -421,7 +439,8 @@ def main() -> None:
             http,
         )
         added = inproc["in-process guard"]["p50"] - inproc["direct"]["p50"]
-        ratio = http["reverse proxy"]["rps"] / http["direct"]["rps"]
+        proxy_row = PROXY_ROWS[servers[0]]
+        ratio = http[proxy_row]["rps"] / http["direct"]["rps"]
         print(
             f"target in-process added p50 <= 0.300 ms: {added:.3f} ms "
             f"{'MET' if added <= 0.3 else 'MISSED'}"

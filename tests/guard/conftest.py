@@ -16,7 +16,7 @@ from bastion.guard.adapters.proxy import GuardProxy
 from bastion.guard.stores.base import Store
 from bastion.guard.stores.memory import MemoryStore
 from bastion.guard.stores.sqlite import SQLiteStore
-from tests.guard.servers import ThreadServer, iris_model, model_app, redis_server
+from tests.guard.servers import ThreadFront, ThreadServer, iris_model, model_app, redis_server
 
 KEYS = {
     "alice": ("alice01.secret-alice", ["predict"]),
@@ -121,14 +121,22 @@ def upstream(model: Any, seen: dict[str, str]) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(params=["lean", "uvicorn"])
+def front(request: pytest.FixtureRequest) -> str:
+    """The HTTP server in front of the proxy: its own lean front end, or uvicorn (ASGI)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def proxy(write_config: Callable[..., Path], upstream: str) -> Callable[..., Any]:
-    """Start a guard proxy in front of `upstream` (or another URL) with config overrides."""
-    servers: list[ThreadServer] = []
+def proxy(write_config: Callable[..., Path], upstream: str, front: str) -> Callable[..., Any]:
+    """Start a guard proxy in front of `upstream` (or another URL) with config overrides,
+    served by each front end in turn."""
+    servers: list[ThreadServer | ThreadFront] = []
 
     def start(target: str | None = None, **over: Any) -> tuple[str, Guard]:
         guard = Guard(load_config(write_config(**over)))
-        server = ThreadServer(GuardProxy(guard, target or upstream), lifespan="on")
+        app = GuardProxy(guard, target or upstream)
+        server = ThreadFront(app) if front == "lean" else ThreadServer(app, lifespan="on")
         servers.append(server)
         return server.__enter__(), guard
 

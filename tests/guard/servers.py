@@ -1,5 +1,6 @@
 """Real servers on loopback for the guard tests: a scikit-learn model behind Starlette, uvicorn
-in a background thread, a redis-server process, and `bastion guard serve` processes."""
+or the proxy's own front end in a background thread, a redis-server process, and `bastion guard
+serve` processes."""
 
 from __future__ import annotations
 
@@ -131,6 +132,43 @@ class ThreadServer:
         self.thread.join(timeout=10)
 
 
+class ThreadFront:
+    """The proxy's own front end (`bastion guard serve`'s default) on an ephemeral port, in a
+    daemon thread with its own event loop; stopped (and the proxy closed) on exit."""
+
+    def __init__(self, proxy: Any) -> None:
+        from bastion.guard.adapters.listener import listen
+
+        self.proxy = proxy
+        self.sock = listen("127.0.0.1", 0)
+        self.loop = asyncio.new_event_loop()
+        self.stop: asyncio.Event | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.ready = threading.Event()
+
+    def _run(self) -> None:
+        from bastion.guard.adapters.front import FrontServer
+
+        async def main() -> None:
+            self.stop = asyncio.Event()
+            self.ready.set()
+            await FrontServer(self.proxy).serve(self.sock, self.stop)
+
+        self.loop.run_until_complete(main())
+        self.loop.close()
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        if not self.ready.wait(10):
+            raise RuntimeError("the front end did not start")
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        if self.stop is not None and self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(timeout=10)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -158,11 +196,16 @@ def wait_http(
 
 @contextlib.contextmanager
 def guard_process(
-    config: Path, upstream: str, port: int | None = None, kill: bool = False
+    config: Path,
+    upstream: str,
+    port: int | None = None,
+    kill: bool = False,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """`python -m bastion guard serve` as a real process; yields its base URL.
 
-    With `kill`, the process is ended by SIGKILL (a crash) instead of a clean stop."""
+    With `kill`, the process is ended by SIGKILL (a crash) instead of a clean stop;
+    `extra` are more command-line options (e.g. `--server uvicorn`)."""
     port = port or free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.Popen(
@@ -178,6 +221,7 @@ def guard_process(
             upstream,
             "--port",
             str(port),
+            *extra,
         ],
         env=env,
         stdout=subprocess.DEVNULL,

@@ -98,6 +98,43 @@ def test_quota_is_per_principal_with_retry_after(write_config, model) -> None:
     guard.close()
 
 
+def test_quota_answers_alike_on_every_store(write_config, store: Store) -> None:
+    """The memory store counts all windows in one call; its answers are the get/incr ones."""
+    from bastion.guard.policies.quota import QuotaPolicy
+    from bastion.guard.policy import GuardEnv
+    from bastion.guard.request import Deny, Principal, Request
+
+    options = QuotaPolicy.Options.model_validate(
+        {"per_principal": ["5/minute", "100/day"], "global": ["7/minute"]}
+    )
+    quota = QuotaPolicy(options, GuardEnv(load_config(write_config()), store))
+
+    def ask(who: str, rows: int) -> tuple[Any, ...]:
+        request = Request({"x": np.zeros((rows, 4))}, principal=Principal(who))
+        v = quota.on_request(request)
+        if isinstance(v, Deny):
+            return v.status, v.reason, v.body.get("scope"), v.headers.get("RateLimit-Remaining")
+        h = v.headers
+        assert 0 <= int(h["RateLimit-Reset"]) <= 60
+        return 200, h["RateLimit-Limit"], h["RateLimit-Remaining"]
+
+    assert [
+        ask("alice", 2),
+        ask("alice", 6),  # can never fit 5/minute: 413, and nothing is counted
+        ask("alice", 3),
+        ask("alice", 1),
+        ask("bob", 2),
+        ask("bob", 1),
+    ] == [
+        (200, "5", "3"),
+        (413, "batch_exceeds_limit", None, None),
+        (200, "5", "0"),
+        (429, "rate_limited", "principal", "0"),
+        (200, "5", "3"),
+        (429, "rate_limited", "global", "0"),
+    ]
+
+
 def test_quota_counts_rows_and_global_limit(write_config, tmp_path: Path, model) -> None:
     cfg = yaml.safe_load(write_config().read_text())
     cfg["policies"][1] = {"kind": "quota", "per_principal": ["10/minute"], "global": ["12/minute"]}
@@ -432,3 +469,68 @@ def test_a_failing_model_is_audited_and_raised(write_config, model, tmp_path) ->
         wrap(guard, broken)(X, api_key=token("alice"))
     last = yaml.safe_load((tmp_path / "audit.jsonl").read_text().splitlines()[-1])
     assert last["decision"] == "error" and last["reasons"] == ["model:model_error"]
+
+
+def test_small_score_paths_answer_exactly_as_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Top-1 masking with rounding and top-k ranking take a plain-Python path for small
+    matrices; its answers are bit for bit the numpy path's (ties, NaN, signed zeros)."""
+    from bastion.guard.adapters import codec
+    from bastion.guard.policies import minimise as m
+    from bastion.guard.request import Prediction
+
+    rng = np.random.default_rng(7)
+    gen = np.random.default_rng(0)
+    for trial in range(600):
+        n, c = int(rng.integers(1, 5)), int(rng.integers(1, 8))
+        scores = [
+            rng.random((n, c)),
+            rng.normal(0, 5, (n, c)),
+            np.round(rng.random((n, c)), 3) + 0.0005,  # halfway cases for rounding
+            rng.normal(0, 1e-3, (n, c)),  # rounds to signed zeros
+        ][trial % 4]
+        if trial % 10 == 0:
+            scores[0, 0] = np.nan
+        labels = rng.integers(-c, c, n).astype(np.int64)
+        decimals = [None, 0, 1, 2, 3, 8][trial % 6]
+        rule = m.OutputRule(mode="top_k", k=1, decimals=decimals)
+        pred = Prediction(labels, scores)
+        fast = m.minimise(pred, rule, gen).scores
+        with monkeypatch.context() as patch:
+            patch.setattr(m, "_SMALL", -1)
+            slow = m.minimise(pred, rule, gen).scores
+        assert fast is not None and slow is not None
+        assert fast.tobytes() == slow.tobytes(), (scores, labels, decimals)
+        ranked = Prediction(labels, np.round(scores, 1), top_k=int(rng.integers(1, c + 1)))
+        fast_k = codec.Codec._top_k(ranked)
+        with monkeypatch.context() as patch:
+            patch.setattr(codec, "_SMALL", -1)
+            slow_k = codec.Codec._top_k(ranked)
+        assert fast_k[0] == slow_k[0]
+        np.testing.assert_array_equal(np.array(fast_k[1]), np.array(slow_k[1]))
+
+
+def test_small_input_bounds_and_confidence_match_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Input bounds and the lowest confidence also skip numpy for small arrays: same values,
+    NaN reported as NaN whatever its position, infinities and huge values included."""
+    from bastion.guard.policies import validation
+    from bastion.guard.request import Prediction
+
+    rng = np.random.default_rng(3)
+    specials = [np.nan, np.inf, -np.inf, 1e308, -1e308, 0.0]
+    for trial in range(600):
+        dtype = [np.float32, np.float64, np.int64, np.bool_][trial % 4]
+        arr = (rng.normal(0, 100, (int(rng.integers(1, 4)), 4))).astype(np.float64)
+        if trial % 3 == 0:
+            arr.flat[int(rng.integers(0, arr.size))] = specials[trial % len(specials)]
+        with np.errstate(all="ignore"):
+            arr = arr.astype(dtype) if dtype is not np.int64 else np.nan_to_num(arr).astype(dtype)
+        fast = validation._bounds(arr)
+        with monkeypatch.context() as patch:
+            patch.setattr(validation, "_SMALL", -1)
+            slow = validation._bounds(arr)
+        np.testing.assert_array_equal(np.array(fast), np.array(slow))
+        if dtype is np.float64:
+            pred = Prediction(np.zeros(len(arr), dtype=np.int64), arr)
+            conf = pred.confidence()
+            assert conf is not None
+            np.testing.assert_array_equal(pred.lowest_confidence(), float(conf.min()))

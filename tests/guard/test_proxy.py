@@ -298,3 +298,13 @@ def test_model_metadata_is_hidden_unless_exposed_then_needs_a_key(proxy) -> None
     assert httpx.get(base + "/v2/models/iris").status_code == 401
     r = httpx.get(base + "/v2/models/iris", headers=auth("alice"))
     assert r.status_code == 200 and r.json()["inputs"][0]["shape"] == [-1, 4]
+
+
+@pytest.mark.parametrize("server", ["lean", "uvicorn"])
+def test_guard_serve_runs_on_either_front_end(write_config, upstream, server: str) -> None:
+    from tests.guard.servers import guard_process
+
+    with guard_process(write_config(), upstream, extra=("--server", server)) as base:
+        r = httpx.post(base + INFER, json=oip([[5.1, 3.5, 1.4, 0.2]]), headers=auth("alice"))
+        assert r.status_code == 200 and r.headers["ratelimit-remaining"] == "4"
+        assert httpx.get(base + "/guard/readyz").json() == {"ready": True}

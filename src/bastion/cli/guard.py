@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,6 +27,12 @@ keys_app = typer.Typer(name="keys", help="API keys for the guard.", no_args_is_h
 guard_app.add_typer(review_app)
 guard_app.add_typer(keys_app)
 
+
+class Server(StrEnum):
+    lean = "lean"
+    uvicorn = "uvicorn"
+
+
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The guard.yaml to use.")]
 
 
@@ -38,15 +45,23 @@ def serve(
     announce: Annotated[
         bool, typer.Option(help="Print 'READY <url>' on stdout once listening (for scripts).")
     ] = False,
+    server: Annotated[
+        Server,
+        typer.Option(
+            help="HTTP front end: the guard's own lean HTTP/1.1 server, or uvicorn (the same "
+            "proxy as an ASGI app; more CPU per request)."
+        ),
+    ] = Server.lean,
 ) -> None:
     """Serve the guard as a reverse proxy in front of an OIP v2 or JSON model server."""
-    try:
-        import uvicorn
-    except ImportError:
-        raise UsageError(
-            "guard serve needs uvicorn", hint="pip install 'bastion-ml[serve]'"
-        ) from None
     _need_serve_extra()
+    if server is Server.uvicorn:
+        try:
+            import uvicorn
+        except ImportError:
+            raise UsageError(
+                "--server uvicorn needs uvicorn", hint="pip install 'bastion-ml[serve]'"
+            ) from None
     from bastion.guard.adapters.proxy import GuardProxy
     from bastion.guard.config import load_config
     from bastion.guard.core import Guard
@@ -75,17 +90,22 @@ def serve(
     bound = sock.getsockname()[1]
     if announce:
         typer.echo(f"READY http://{host}:{bound}")
-    server = uvicorn.Server(
+    proxy = GuardProxy(guard, url)
+    if server is Server.lean:
+        from bastion.guard.adapters.front import run
+
+        run(proxy, sock)
+        return
+    uvicorn.Server(
         uvicorn.Config(
-            GuardProxy(guard, url),
+            proxy,
             log_level="warning",
             access_log=False,
             lifespan="on",
             # the guard identifies callers by credentials, never by X-Forwarded-For
             proxy_headers=False,
         )
-    )
-    server.run(sockets=[sock])
+    ).run(sockets=[sock])
 
 
 @guard_app.command("init")
@@ -165,10 +185,11 @@ def verify_log(
 
 
 def _need_serve_extra() -> None:
-    """The guard's runtime needs `limits` and `prometheus_client` (the `serve` extra)."""
+    """The guard's runtime needs `limits`, `prometheus_client`, `httptools` (the `serve` extra)."""
     import importlib.util
 
-    missing = [m for m in ("limits", "prometheus_client") if importlib.util.find_spec(m) is None]
+    need = ("limits", "prometheus_client", "httptools")
+    missing = [m for m in need if importlib.util.find_spec(m) is None]
     if missing:
         raise UsageError(
             f"the guard needs {', '.join(missing)}", hint="pip install 'bastion-ml[serve]'"

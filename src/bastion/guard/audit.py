@@ -12,6 +12,7 @@ process died mid-write, records that it found a torn line.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import threading
@@ -26,9 +27,13 @@ __all__ = ["GENESIS", "AuditLog", "canonical", "record_hash"]
 GENESIS = "0" * 64
 
 
+# the canonical form: sorted keys, no spaces, UTF-8; one encoder object for every record
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical(record: dict[str, Any]) -> bytes:
-    body = {k: v for k, v in record.items() if k != "hash"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    body = {k: v for k, v in record.items() if k != "hash"} if "hash" in record else record
+    return _CANONICAL.encode(body).encode()
 
 
 def record_hash(record: dict[str, Any]) -> str:
@@ -49,7 +54,7 @@ class AuditLog:
         recovered = self._resume()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
+            self._file = self._open()
         except OSError as exc:
             raise OperationalError(
                 f"cannot open audit log {self.path}: {exc.strerror}",
@@ -94,12 +99,15 @@ class AuditLog:
             body = canonical(record)
             digest = hashlib.sha256(body).hexdigest()
             # the canonical form plus the hash as the last key: one serialisation per record
-            line = body[:-1].decode() + f',"hash":"{digest}"}}'
+            line = b'%s,"hash":"%s"}\n' % (body[:-1], digest.encode())
             record["hash"] = digest
-            if self._file.tell() + len(line) + 1 > self.max_bytes and self._file.tell() > 0:
+            if self._size + len(line) > self.max_bytes and self._size > 0:
                 self._rotate()
-            self._file.write(line + "\n")
-            self._file.flush()
+            # unbuffered: one write(2) per record, so a crash right after loses nothing
+            done = self._file.write(line) or 0
+            while done < len(line):  # a short write (signal, nearly full disk): finish it
+                done += self._file.write(line[done:]) or 0
+            self._size += done
             if self.fsync:
                 os.fsync(self._file.fileno())
             self.seq, self.head = record["seq"], record["hash"]
@@ -110,7 +118,12 @@ class AuditLog:
         self._file.close()
         self.path.rename(self.path.with_name(f"{self.path.name}.{self.first_seq:012d}"))
         self.first_seq = self.seq + 1
-        self._file = self.path.open("a", encoding="utf-8")
+        self._file = self._open()
+
+    def _open(self) -> io.FileIO:
+        f = io.FileIO(self.path, "a")
+        self._size = os.fstat(f.fileno()).st_size
+        return f
 
     def segments(self) -> list[Path]:
         """Every segment of this log, oldest first (rotated ones, then the live file)."""

@@ -21,7 +21,7 @@ from bastion.errors import IntegrityError
 from bastion.guard.audit import AuditLog
 from bastion.guard.config import GuardConfig, load_config
 from bastion.guard.metrics import DECISIONS, LATENCY
-from bastion.guard.policy import GuardEnv, Policy, build_policies
+from bastion.guard.policy import GuardEnv, Policy, PolicyBase, build_policies
 from bastion.guard.request import Deny, Prediction, Request, Transform
 from bastion.guard.stores import Store, open_store
 from bastion.guard.telemetry import record_span
@@ -64,6 +64,11 @@ class Admission:
     started_ns: int = field(default_factory=time.time_ns)
 
 
+def _acts(policy: Policy, phase: str) -> bool:
+    """False when `policy` inherits PolicyBase's allow-everything `phase` unchanged."""
+    return getattr(type(policy), phase, None) is not getattr(PolicyBase, phase)
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -86,6 +91,9 @@ class Guard:
         self.store = store or open_store(config)
         self.env = GuardEnv(config, self.store)
         self.policies = policies if policies is not None else build_policies(self.env)
+        # the phases a policy does not override allow everything: skip them per request
+        self._request_phase = [p for p in self.policies if _acts(p, "on_request")]
+        self._response_phase = [p for p in self.policies if _acts(p, "on_response")]
         spec = config.audit
         self.audit = audit
         if self.audit is None and spec.enabled:
@@ -131,7 +139,7 @@ class Guard:
     def admit(self, request: Request) -> Admission:
         t0 = time.perf_counter()
         adm = Admission(request=request, started=t0)
-        for policy in self.policies:
+        for policy in self._request_phase:
             verdict = policy.on_request(adm.request)
             if isinstance(verdict, Deny):
                 adm.headers.update(verdict.headers)
@@ -146,7 +154,8 @@ class Guard:
                 adm.overhead_s = time.perf_counter() - t0
                 self._finish(adm, adm.denied, policy.name, verdict.reason, 0.0)
                 return adm
-            adm.headers.update(verdict.headers)
+            if verdict.headers:
+                adm.headers.update(verdict.headers)
             if isinstance(verdict, Transform):
                 if verdict.request is not None:
                     adm.request = verdict.request
@@ -158,9 +167,10 @@ class Guard:
     def complete(self, adm: Admission, prediction: Prediction, model_s: float = 0.0) -> Outcome:
         t0 = time.perf_counter()
         decision, decided_by, why = "allow", "", ""
-        for policy in self.policies:
+        for policy in self._response_phase:
             verdict = policy.on_response(adm.request, prediction)
-            adm.headers.update(verdict.headers)
+            if verdict.headers:
+                adm.headers.update(verdict.headers)
             if isinstance(verdict, Deny):
                 adm.reasons.append(f"{policy.name}:{verdict.reason}")
                 outcome = Outcome(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -76,11 +77,18 @@ class Request:
     def digest(self) -> str:
         """SHA-256 of the inputs (names, dtypes, shapes and bytes) for the audit record."""
         h = hashlib.sha256()
-        for name in sorted(self.inputs):
+        for name in sorted(self.inputs) if len(self.inputs) > 1 else self.inputs:
             arr = np.ascontiguousarray(self.inputs[name])
             h.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
-            h.update(arr.tobytes())
+            h.update(arr.data if arr.ndim else arr.tobytes())  # the bytes, without a copy
         return h.hexdigest()
+
+
+class _Keep:
+    """The `with_` default for fields that may legitimately be set to None."""
+
+
+_KEEP = _Keep()
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,19 @@ class Prediction:
             s = s.reshape(1, -1)
         return cls(labels=s.argmax(axis=1).astype(np.int64), scores=s, classes=classes)
 
+    def lowest_confidence(self) -> float | None:
+        """The smallest per-row confidence (NaN if a score is NaN), or None without scores."""
+        s = self.scores
+        if s is None or s.size == 0:
+            return None
+        if self.top_k is None and s.size <= 256:  # plain Python beats numpy's call overhead
+            rows = s.tolist()
+            if all(math.isfinite(sum(r)) for r in rows):  # no NaN/inf: max/min are exact
+                return float(min(max(r) for r in rows))
+        conf = self.confidence()
+        assert conf is not None
+        return float(conf.min())
+
     def confidence(self) -> npt.NDArray[np.float64] | None:
         """Highest score per row, or None when the scores are gone."""
         if self.scores is None:
@@ -115,8 +136,27 @@ class Prediction:
             return np.asarray(self.scores.max(axis=1), dtype=np.float64)
         return np.asarray(np.nanmax(self.scores, axis=1), dtype=np.float64)
 
-    def with_(self, **changes: Any) -> Prediction:
-        return replace(self, **changes)
+    def with_(
+        self,
+        *,
+        labels: npt.NDArray[np.int64] | None = None,
+        scores: npt.NDArray[np.float64] | _Keep | None = _KEEP,
+        top_k: int | _Keep | None = _KEEP,
+        classes: tuple[str, ...] | _Keep | None = _KEEP,
+        extra: dict[str, Any] | None = None,
+    ) -> Prediction:
+        """A copy with some fields changed (`scores=None` drops the scores).
+
+        Written out rather than `dataclasses.replace`, which costs several times more
+        and runs on every answer (decoding, decision, minimisation).
+        """
+        return Prediction(
+            self.labels if labels is None else labels,
+            self.scores if isinstance(scores, _Keep) else scores,
+            self.top_k if isinstance(top_k, _Keep) else top_k,
+            self.classes if isinstance(classes, _Keep) else classes,
+            self.extra if extra is None else extra,
+        )
 
 
 @dataclass(frozen=True)

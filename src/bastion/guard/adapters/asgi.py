@@ -23,7 +23,7 @@ from bastion.guard.adapters.exchange import (
     guarded_exchange,
     headers_of,
     receive_body,
-    send_json,
+    send_reply,
     serve_guard_endpoint,
 )
 from bastion.guard.core import Guard
@@ -69,10 +69,8 @@ class GuardMiddleware:
         async def call(request: Request) -> tuple[Prediction, float]:
             return await self._call_app(scope, body)
 
-        status, out_headers, out = await guarded_exchange(
-            self.guard, self.codec, body, headers, model_name, call
-        )
-        await send_json(send, status, None, out_headers, raw=out)
+        reply = await guarded_exchange(self.guard, self.codec, body, headers, model_name, call)
+        await send_reply(send, reply)
 
     async def _call_app(self, scope: Scope, body: bytes) -> tuple[Prediction, float]:
         sent = False

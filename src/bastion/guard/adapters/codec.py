@@ -36,6 +36,10 @@ _OIP_DTYPES = {
 }
 
 
+_TENSOR_KEYS = frozenset({"name", "shape", "datatype", "data"})
+_SMALL = 256  # score matrices up to this size are ranked in plain Python
+
+
 class MalformedRequest(ValueError):
     """The body cannot be read as the configured protocol; answered with 400."""
 
@@ -61,14 +65,19 @@ def _array(data: Any, dtype: Any, shape: Any, name: str) -> npt.NDArray[Any]:
     return arr
 
 
+# one encoder for every answer: `json.dumps` with options builds a new one per call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def _dumps(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+    return _ENCODER.encode(doc).encode()
 
 
 class Codec:
     def __init__(self, model: ModelSpec) -> None:
         self.model = model
         self.input_name = model.inputs[0].name if model.inputs else "input-0"
+        self.classes = tuple(model.classes) if model.classes else None
 
     # --- requests -----------------------------------------------------------
     def decode_request(self, body: bytes, headers: Mapping[str, str]) -> Request:
@@ -85,17 +94,22 @@ class Codec:
         raise NotImplementedError
 
     def _classes(self) -> tuple[str, ...] | None:
-        return tuple(self.model.classes) if self.model.classes else None
+        return self.classes
 
     def _prediction(self, labels: Any, scores: Any) -> Prediction:
         try:
             if scores is not None:
                 s = np.asarray(scores, dtype=np.float64)
-                s = s.reshape(s.shape[0], -1) if s.ndim != 2 else s
-                pred = Prediction.from_scores(s, self._classes())
-                if labels is not None:
-                    pred = pred.with_(labels=np.asarray(labels, dtype=np.int64).reshape(-1))
-                return pred
+                if s.ndim != 2:
+                    if s.ndim == 0:
+                        raise ValueError("the scores are a single number, not one row per input")
+                    s = s.reshape(s.shape[0], -1)
+                lab = (
+                    s.argmax(axis=1).astype(np.int64)
+                    if labels is None
+                    else np.asarray(labels, dtype=np.int64).reshape(-1)
+                )
+                return Prediction(lab, s, classes=self._classes())
             if labels is None:
                 raise ValueError("the model's answer has neither labels nor scores")
             return Prediction(
@@ -106,10 +120,28 @@ class Codec:
 
     @staticmethod
     def _top_k(pred: Prediction) -> tuple[list[list[int]], list[list[float]]]:
-        assert pred.scores is not None and pred.top_k is not None
-        order = np.argsort(-np.nan_to_num(pred.scores, nan=-1.0), axis=1)[:, : pred.top_k]
-        vals = np.take_along_axis(pred.scores, order, axis=1)
-        return order.tolist(), vals.tolist()
+        """The k best (class, score) pairs per row; the masked-out (NaN) classes rank last."""
+        s, k = pred.scores, pred.top_k
+        assert s is not None and k is not None
+        if s.size <= _SMALL:  # a few rows: plain Python beats numpy's per-call overhead
+            rows = s.tolist()
+            order: list[list[int]] = []
+            for row in rows:
+                kept = [j for j, v in enumerate(row) if v == v]  # NaN marks a removed class
+                if k == 1:
+                    best = [max(kept, key=row.__getitem__)] if kept else [0]
+                else:  # stable, like the argsort below: ties keep the class order
+                    best = sorted(kept, key=row.__getitem__, reverse=True)
+                    best = (best + [j for j in range(len(row)) if j not in kept])[:k]
+                order.append(best)
+            return order, [[r[j] for j in b] for r, b in zip(rows, order, strict=True)]
+        ranked = np.where(np.isnan(s), -np.inf, s)
+        if k == 1:
+            top = ranked.argmax(axis=1).reshape(-1, 1)
+        else:
+            top = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
+        vals = s[np.arange(s.shape[0]).reshape(-1, 1), top]
+        return top.tolist(), vals.tolist()
 
 
 class OipCodec(Codec):
@@ -119,7 +151,7 @@ class OipCodec(Codec):
             raise MalformedRequest("an OIP v2 request needs an 'inputs' list")
         inputs: dict[str, npt.NDArray[Any]] = {}
         for i, t in enumerate(doc["inputs"]):
-            if not isinstance(t, dict) or not {"name", "shape", "datatype", "data"} <= set(t):
+            if not isinstance(t, dict) or not t.keys() >= _TENSOR_KEYS:
                 raise MalformedRequest(f"inputs[{i}] needs name, shape, datatype and data")
             dtype = _OIP_DTYPES.get(str(t["datatype"]))
             if dtype is None:

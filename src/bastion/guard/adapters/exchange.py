@@ -1,8 +1,10 @@
-"""The HTTP side shared by the ASGI middleware and the reverse proxy.
+"""The HTTP side shared by the ASGI middleware and the reverse proxy's two front ends.
 
 Reading a bounded body, answering JSON errors, the guard's own endpoints
 (health, readiness, metrics, the review queue), and the one function that
-takes a prediction request through the guard around a model call.
+takes a prediction request through the guard around a model call. Answers are
+`Reply` values, free of any server: the ASGI adapters send them as two ASGI
+messages, the proxy's own HTTP/1.1 front end (`front.py`) as one write.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.guard.adapters.codec import Codec, MalformedRequest
@@ -19,13 +22,21 @@ from bastion.guard.core import Guard, Outcome
 from bastion.guard.request import Deny, Prediction, Request
 
 __all__ = [
+    "BodySource",
     "BodyTooLarge",
     "ModelCallError",
+    "Reply",
     "Scope",
+    "asgi_body",
+    "bounded_body",
+    "guard_endpoint",
     "guarded_exchange",
+    "is_guard_endpoint",
+    "json_reply",
     "read_body",
     "receive_body",
     "send_json",
+    "send_reply",
     "serve_guard_endpoint",
 ]
 
@@ -34,6 +45,19 @@ log = logging.getLogger("bastion.guard")
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+# reads the request body up to `limit` bytes; raises BodyTooLarge, or TimeoutError when slow
+BodySource = Callable[[int], Awaitable[bytes]]
+_REVIEW_BODY_BYTES = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One HTTP answer, whatever server sends it."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
 
 
 class BodyTooLarge(Exception):
@@ -71,22 +95,29 @@ async def read_body(receive: Receive, limit: int, declared: str | None) -> bytes
     return b"".join(chunks)
 
 
-async def receive_body(
-    receive: Receive, send: Send, spec: ProxySpec, headers: dict[str, str]
-) -> bytes | None:
-    """The request body within the size and time bounds, or None once a 413/408 was sent."""
-    try:
+def asgi_body(receive: Receive, spec: ProxySpec, headers: Mapping[str, str]) -> BodySource:
+    """The ASGI request body as a `BodySource`, read within the request timeout."""
+
+    async def body(limit: int) -> bytes:
         async with asyncio.timeout(spec.request_timeout_s):
-            return await read_body(receive, spec.max_body_bytes, headers.get("content-length"))
+            return await read_body(receive, limit, headers.get("content-length"))
+
+    return body
+
+
+async def bounded_body(
+    body: BodySource, spec: ProxySpec, limit: int | None = None
+) -> bytes | Reply:
+    """The body within the size and time bounds, or the 413/408 reply to answer instead."""
+    limit = spec.max_body_bytes if limit is None else limit
+    try:
+        return await body(limit)
     except BodyTooLarge:
-        await send_json(
-            send,
-            413,
-            {"error": "payload_too_large", "message": f"body exceeds {spec.max_body_bytes} bytes"},
+        return json_reply(
+            413, {"error": "payload_too_large", "message": f"body exceeds {limit} bytes"}
         )
     except TimeoutError:
-        await send_json(
-            send,
+        return json_reply(
             408,
             {
                 "error": "request_timeout",
@@ -94,7 +125,33 @@ async def receive_body(
             },
             {"connection": "close"},
         )
-    return None
+
+
+async def receive_body(
+    receive: Receive, send: Send, spec: ProxySpec, headers: dict[str, str]
+) -> bytes | None:
+    """The request body within the size and time bounds, or None once a 413/408 was sent."""
+    got = await bounded_body(asgi_body(receive, spec, headers), spec)
+    if isinstance(got, Reply):
+        await send_reply(send, got)
+        return None
+    return got
+
+
+def json_reply(status: int, doc: Any, headers: Mapping[str, str] | None = None) -> Reply:
+    return Reply(status, json.dumps(doc, separators=(",", ":")).encode(), headers or {})
+
+
+async def send_reply(send: Send, reply: Reply) -> None:
+    hdrs = [
+        (b"content-type", reply.content_type.encode()),
+        (b"content-length", str(len(reply.body)).encode()),
+    ]
+    hdrs += [
+        (k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in reply.headers.items()
+    ]
+    await send({"type": "http.response.start", "status": reply.status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": reply.body})
 
 
 async def send_json(
@@ -106,12 +163,7 @@ async def send_json(
     content_type: str = "application/json",
 ) -> None:
     body = raw if raw is not None else json.dumps(doc, separators=(",", ":")).encode()
-    hdrs = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
-    hdrs += [
-        (k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in (headers or {}).items()
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": hdrs})
-    await send({"type": "http.response.body", "body": body})
+    await send_reply(send, Reply(status, body, headers or {}, content_type))
 
 
 def error(status: int, reason: str, message: str) -> tuple[int, dict[str, Any]]:
@@ -122,18 +174,18 @@ async def guarded_exchange(
     guard: Guard,
     codec: Codec,
     body: bytes,
-    headers: dict[str, str],
+    headers: Mapping[str, str],
     model_name: str,
     call_model: Callable[[Request], Awaitable[tuple[Prediction, float]]],
-) -> tuple[int, dict[str, str], bytes]:
+) -> Reply:
     """One prediction request through the guard; always an answer, never an exception."""
     try:
         return await _exchange(guard, codec, body, headers, model_name, call_model)
     except Exception:
         # a bug or a broken audit disk: answer JSON, keep the traceback in the server log
         log.exception("guard failed while handling a request")
-        return _json(
-            500, {"error": "guard_error", "message": "the guard could not handle this request"}, {}
+        return json_reply(
+            500, {"error": "guard_error", "message": "the guard could not handle this request"}
         )
 
 
@@ -141,14 +193,14 @@ async def _exchange(
     guard: Guard,
     codec: Codec,
     body: bytes,
-    headers: dict[str, str],
+    headers: Mapping[str, str],
     model_name: str,
     call_model: Callable[[Request], Awaitable[tuple[Prediction, float]]],
-) -> tuple[int, dict[str, str], bytes]:
+) -> Reply:
     try:
         request = codec.decode_request(body, headers)
     except MalformedRequest as exc:
-        return _json(400, {"error": "malformed_request", "message": str(exc)}, {})
+        return json_reply(400, {"error": "malformed_request", "message": str(exc)})
     request.model_name = model_name
     adm = guard.admit(request)
     if adm.denied:
@@ -161,58 +213,90 @@ async def _exchange(
     return _outcome(outcome, codec, adm.request)
 
 
-def _json(status: int, doc: Any, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-    return status, headers, json.dumps(doc, separators=(",", ":")).encode()
-
-
-def _outcome(out: Outcome, codec: Codec, request: Request) -> tuple[int, dict[str, str], bytes]:
+def _outcome(out: Outcome, codec: Codec, request: Request) -> Reply:
     if out.prediction is not None:
-        return out.status, out.headers, codec.encode_response(request, out.prediction)
-    return _json(out.status, out.error_body(), out.headers)
+        return Reply(out.status, codec.encode_response(request, out.prediction), out.headers)
+    return json_reply(out.status, out.error_body(), out.headers)
+
+
+def is_guard_endpoint(guard: Guard, path: str) -> bool:
+    review = guard.config.proxy.review_path
+    return (
+        path in ("/guard/healthz", "/guard/readyz", "/metrics")
+        or path.rstrip("/") == review
+        or path.startswith(review + "/")
+    )
+
+
+async def guard_endpoint(
+    guard: Guard,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: BodySource,
+    ready: Callable[[], Awaitable[bool]],
+) -> Reply | None:
+    """The guard's own paths (health, readiness, metrics, review); None for any other path."""
+    if not is_guard_endpoint(guard, path):
+        return None
+    if path == "/guard/healthz":
+        return json_reply(200, {"status": "ok"})
+    if path == "/guard/readyz":
+        ok = guard.ready() and await ready()
+        return json_reply(200 if ok else 503, {"ready": ok})
+    if path == "/metrics":
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Reply(200, generate_latest(), {}, CONTENT_TYPE_LATEST)
+    status, doc = await _review(guard, method, path, query, headers, body)
+    return json_reply(status, doc)
 
 
 async def serve_guard_endpoint(
     guard: Guard, scope: Scope, receive: Receive, send: Send, ready: Callable[[], Awaitable[bool]]
 ) -> bool:
-    """Answer the guard's own paths; False when the path is not one of them."""
-    path, method = scope["path"], scope["method"]
-    if path == "/guard/healthz":
-        await send_json(send, 200, {"status": "ok"})
-    elif path == "/guard/readyz":
-        ok = guard.ready() and await ready()
-        await send_json(send, 200 if ok else 503, {"ready": ok})
-    elif path == "/metrics":
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-        await send_json(send, 200, None, raw=generate_latest(), content_type=CONTENT_TYPE_LATEST)
-    elif path.rstrip("/") == guard.config.proxy.review_path or path.startswith(
-        guard.config.proxy.review_path + "/"
-    ):
-        status, doc = await _review(guard, scope, receive, method, path)
-        await send_json(send, status, doc)
-    else:
+    """Answer the guard's own paths over ASGI; False when the path is not one of them."""
+    if not is_guard_endpoint(guard, scope["path"]):
         return False
+    headers = headers_of(scope)
+    reply = await guard_endpoint(
+        guard,
+        scope["method"],
+        scope["path"],
+        scope.get("query_string", b"").decode("latin-1"),
+        headers,
+        asgi_body(receive, guard.config.proxy, headers),
+        ready,
+    )
+    assert reply is not None
+    await send_reply(send, reply)
     return True
 
 
 async def _review(
-    guard: Guard, scope: Scope, receive: Receive, method: str, path: str
+    guard: Guard,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: BodySource,
 ) -> tuple[int, Any]:
     from bastion.guard.review import ReviewDesk
 
     desk = ReviewDesk(guard)
-    principal = desk.authenticate(headers_of(scope))
+    principal = desk.authenticate(dict(headers))
     if isinstance(principal, Deny):
         return principal.status, {"error": principal.reason, "message": principal.message}
     case_id = path[len(guard.config.proxy.review_path) :].strip("/")
     if method == "GET" and not case_id:
-        return desk.list(principal, scope.get("query_string", b"").decode())
+        return desk.list(principal, query)
     if method == "GET":
         return desk.show(principal, case_id)
     if method == "POST" and case_id:
         try:
-            body = json.loads(await read_body(receive, 65536, None) or b"{}")
-        except (ValueError, BodyTooLarge):
+            doc = json.loads(await body(_REVIEW_BODY_BYTES) or b"{}")
+        except (ValueError, BodyTooLarge, TimeoutError):
             return error(400, "malformed_request", 'send JSON like {"resolution": "approve"}')
-        return desk.resolve(principal, case_id, body)
+        return desk.resolve(principal, case_id, doc)
     return error(405, "method_not_allowed", f"{method} is not supported on {path}")

@@ -1,29 +1,38 @@
 """The reverse proxy: `bastion guard serve --upstream URL` in front of any OIP v2 or JSON server.
 
-A plain ASGI app (run by uvicorn) that reads a bounded body, takes it through
-the guard, forwards the original bytes to the upstream with httpx (hop-by-hop
-and credential headers stripped), and answers the guard's view of the result.
-Upstream down → 502, too slow → 504, each a JSON error and an audit record.
+`GuardProxy.respond` is the proxy, free of any HTTP server: it routes a
+request, reads a bounded body, takes it through the guard, forwards the
+original bytes to the upstream (hop-by-hop and credential headers stripped)
+and returns the guard's view of the result as a `Reply`. Upstream down → 502,
+too slow → 504, each a JSON error and an audit record. Two servers run it:
+`bastion guard serve` uses the lean HTTP/1.1 front end in `front.py`; the
+object itself is also an ASGI app, for uvicorn or embedding.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 
 import httpx
 
 from bastion.guard.adapters.codec import codec_for
 from bastion.guard.adapters.exchange import (
+    BodySource,
     ModelCallError,
     Receive,
+    Reply,
     Scope,
     Send,
+    asgi_body,
+    bounded_body,
+    guard_endpoint,
     guarded_exchange,
     headers_of,
-    receive_body,
-    send_json,
-    serve_guard_endpoint,
+    is_guard_endpoint,
+    json_reply,
+    send_reply,
 )
 from bastion.guard.adapters.upstream import UpstreamPool
 from bastion.guard.core import Guard
@@ -48,6 +57,8 @@ HOP_BY_HOP = frozenset(
         # the guard consumed the caller's credentials; the model server never sees them
         "authorization",
         "x-api-key",
+        # the guard has the whole body before it forwards: nothing is left to continue
+        "expect",
     }
 )
 _OIP_INFER = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?/infer$")
@@ -74,8 +85,9 @@ def minimal_metadata(guard: Guard) -> dict[str, object]:
     }
 
 
-def forward_headers(headers: dict[str, str], principal: str) -> dict[str, str]:
-    drop = HOP_BY_HOP | {h.strip() for h in headers.get("connection", "").lower().split(",")}
+def forward_headers(headers: Mapping[str, str], principal: str) -> dict[str, str]:
+    named = headers.get("connection")
+    drop = HOP_BY_HOP | {h.strip() for h in named.lower().split(",")} if named else HOP_BY_HOP
     out = {k: v for k, v in headers.items() if k not in drop}
     out["x-bastion-principal"] = principal
     return out
@@ -88,6 +100,7 @@ class GuardProxy:
         self.codec = codec_for(guard.config.model)
         self.spec = guard.config.proxy
         self._client = client
+        self._oip = self.codec.model.protocol == "oip"
         # plain-http upstreams (loopback, in-cluster) use the lean httptools pool; https uses httpx
         self._pool = (
             UpstreamPool(self.upstream)
@@ -111,97 +124,114 @@ class GuardProxy:
             self._client = httpx.AsyncClient(timeout=self.spec.timeout_s, limits=limits)
         return self._client
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        if await serve_guard_endpoint(self.guard, scope, receive, send, self._upstream_ready):
-            return
-        path = scope["path"]
-        if scope["method"] == "GET" and path in _OIP_HEALTH and self.codec.model.protocol == "oip":
+    async def respond(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: BodySource
+    ) -> Reply:
+        """The answer to one request; `headers` lower-cased, `body` read only when needed."""
+        m = _OIP_INFER.match(path) if self._oip else None
+        if m is None or method != "POST" or is_guard_endpoint(self.guard, path):
+            # everything but an OIP prediction: the guard's own paths, metadata, JSON predictions
+            return await self._other(method, path, query, headers, body, m is not None)
+        return await self._predict(path, query, headers, body, m.group(1))
+
+    async def _other(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: BodySource,
+        infer_path: bool,
+    ) -> Reply:
+        own = await guard_endpoint(
+            self.guard, method, path, query, headers, body, self._upstream_ready
+        )
+        if own is not None:
+            return own
+        if method == "GET" and path in _OIP_HEALTH and self._oip:
             ok = await self._upstream_ready(path)
-            await send_json(send, 200 if ok else 503, {"live" if "live" in path else "ready": ok})
-            return
+            return json_reply(200 if ok else 503, {"live" if "live" in path else "ready": ok})
         if (
-            scope["method"] == "GET"
+            method == "GET"
             and self.spec.expose_metadata
-            and self.codec.model.protocol == "oip"
+            and self._oip
             and _OIP_METADATA.match(path)
         ):
-            await self._metadata(scope, send, path)
-            return
-        m = _OIP_INFER.match(path)
-        is_predict = (
-            (m is not None)
-            if self.codec.model.protocol == "oip"
-            else (path in self.spec.predict_paths)
-        )
+            return await self._metadata(headers, path)
+        is_predict = infer_path if self._oip else (path in self.spec.predict_paths)
         if not is_predict:
-            await send_json(
-                send, 404, {"error": "not_found", "message": f"{path} is not exposed by the guard"}
+            return json_reply(
+                404, {"error": "not_found", "message": f"{path} is not exposed by the guard"}
             )
-            return
-        if scope["method"] != "POST":
-            await send_json(
-                send,
-                405,
-                {"error": "method_not_allowed", "message": "predictions are POST requests"},
+        if method != "POST":
+            return json_reply(
+                405, {"error": "method_not_allowed", "message": "predictions are POST requests"}
             )
-            return
-        headers = headers_of(scope)
+        return await self._predict(path, query, headers, body, "")
+
+    async def _predict(
+        self, path: str, query: str, headers: Mapping[str, str], body: BodySource, model: str
+    ) -> Reply:
         media = headers.get("content-type", "").split(";")[0].strip().lower()
         if media and media != "application/json" and not media.endswith("+json"):
-            await send_json(
-                send,
+            return json_reply(
                 415,
                 {
                     "error": "unsupported_media_type",
                     "message": "send the request as application/json",
                 },
             )
-            return
-        body = await receive_body(receive, send, self.spec, headers)
-        if body is None:
-            return
-        query = scope.get("query_string", b"").decode("latin-1")
+        raw = await bounded_body(body, self.spec)
+        if isinstance(raw, Reply):
+            return raw
         target = self.upstream + path + (f"?{query}" if query else "")
 
         async def call(request: Request) -> tuple[Prediction, float]:
-            return await self._call_upstream(target, body, headers, request)
+            return await self._call_upstream(target, raw, headers, request)
 
-        status, out_headers, out = await guarded_exchange(
-            self.guard, self.codec, body, headers, m.group(1) if m else "", call
+        return await guarded_exchange(self.guard, self.codec, raw, headers, model, call)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The proxy as an ASGI app (uvicorn, tests, embedding)."""
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        headers = headers_of(scope)
+        reply = await self.respond(
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b"").decode("latin-1"),
+            headers,
+            asgi_body(receive, self.spec, headers),
         )
-        await send_json(send, status, None, out_headers, raw=out)
+        await send_reply(send, reply)
 
-    async def _metadata(self, scope: Scope, send: Send, path: str) -> None:
+    async def _metadata(self, headers: Mapping[str, str], path: str) -> Reply:
         """Model metadata for authenticated callers only (it tells an attacker shapes/names)."""
         from bastion.guard.review import AUTH_POLICIES, ReviewDesk
 
         has_auth = any(p.name in AUTH_POLICIES for p in self.guard.policies)
-        who = ReviewDesk(self.guard).authenticate(headers_of(scope)) if has_auth else None
+        who = ReviewDesk(self.guard).authenticate(dict(headers)) if has_auth else None
         if isinstance(who, Deny):
-            await send_json(
-                send, who.status, {"error": who.reason, "message": who.message}, dict(who.headers)
+            return json_reply(
+                who.status, {"error": who.reason, "message": who.message}, who.headers
             )
-            return
         # Never pass the upstream's own metadata on (versions, platform, paths):
         # answer from the guard's config with what a client needs to call the model.
         model = _OIP_MODEL.match(path)
         if path.endswith("/ready"):
             ok = await self._upstream_ready("/v2/health/ready")
-            await send_json(send, 200 if ok else 503, {"ready": ok})
-        elif model is None:
-            await send_json(send, 200, {"name": "bastion-guard", "extensions": []})
-        elif model.group(1) != self.codec.model.name:
-            await send_json(send, 404, {"error": "not_found", "message": "unknown model"})
-        else:
-            await send_json(send, 200, minimal_metadata(self.guard))
+            return json_reply(200 if ok else 503, {"ready": ok})
+        if model is None:
+            return json_reply(200, {"name": "bastion-guard", "extensions": []})
+        if model.group(1) != self.codec.model.name:
+            return json_reply(404, {"error": "not_found", "message": "unknown model"})
+        return json_reply(200, minimal_metadata(self.guard))
 
     async def _call_upstream(
-        self, url: str, body: bytes, headers: dict[str, str], request: Request
+        self, url: str, body: bytes, headers: Mapping[str, str], request: Request
     ) -> tuple[Prediction, float]:
         t = time.perf_counter()
         try:
@@ -244,12 +274,20 @@ class GuardProxy:
             ) from None
 
     async def _upstream_ready(self, path: str = "") -> bool:
-        probe = path or ("/v2/health/ready" if self.codec.model.protocol == "oip" else "/")
+        probe = path or ("/v2/health/ready" if self._oip else "/")
         try:
             resp = await self.client.get(self.upstream + probe, timeout=2.0)
         except httpx.HTTPError:
             return False
         return resp.status_code < 500 if not path else resp.status_code == 200
+
+    async def aclose(self) -> None:
+        """Close the upstream connections and the guard (audit log, store)."""
+        if self._client is not None:
+            await self._client.aclose()
+        if self._pool is not None:
+            await self._pool.aclose()
+        self.guard.close()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -257,10 +295,6 @@ class GuardProxy:
             if msg["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
-                if self._client is not None:
-                    await self._client.aclose()
-                if self._pool is not None:
-                    await self._pool.aclose()
-                self.guard.close()
+                await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -86,6 +86,7 @@ class ApiKeyAuth(PolicyBase):
         self.options = options
         self.path = env.config.resolve(options.keys_file)
         self._keys = _load_keys(self.path)
+        self._principals: dict[str, Principal] = {}  # per key id; emptied when keys reload
         self._mtime = self._stat()
         self._checked = time.monotonic()
 
@@ -108,6 +109,7 @@ class ApiKeyAuth(PolicyBase):
         except ConfigError:
             # A half-written or broken key file must not let anyone in: keep no keys.
             self._keys = {}
+        self._principals = {}
         self._mtime = mtime
 
     @staticmethod
@@ -139,7 +141,12 @@ class ApiKeyAuth(PolicyBase):
         if entry.revoked:
             return Deny(401, "revoked_key", "the API key has been revoked", headers=challenge)
         # authenticated from here on (the audit record names who was refused a scope)
-        request.principal = Principal(entry.principal, frozenset(entry.scopes))
+        principal = self._principals.get(entry.id)
+        if principal is None:  # immutable, so one per key serves every request
+            principal = self._principals[entry.id] = Principal(
+                entry.principal, frozenset(entry.scopes)
+            )
+        request.principal = principal
         if self.options.required_scope not in entry.scopes:
             return Deny(
                 403, "missing_scope", f"the API key lacks the {self.options.required_scope!r} scope"

@@ -102,8 +102,8 @@ class DecisionPolicy(PolicyBase):
     def on_response(self, request: Request, prediction: Prediction) -> Verdict:
         o = self.options
         if o.confidence_below is not None and not self.high and o.match == "all":
-            conf = prediction.confidence()  # common case: one threshold, one cheap check
-            if conf is not None and float(conf.min()) >= o.confidence_below:
+            lowest = prediction.lowest_confidence()  # common case: one threshold, one check
+            if lowest is not None and lowest >= o.confidence_below:
                 return Allow()
         hit = self._triggered(prediction)
         if not hit.any():

@@ -11,6 +11,7 @@ degraded gets labels only.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -60,19 +61,43 @@ def _noisy(
     return out
 
 
+_SMALL = 256  # score matrices up to this size are minimised in plain Python
+
+
+def _top_one(
+    scores: npt.NDArray[np.float64], labels: npt.NDArray[np.int64], decimals: int | None
+) -> npt.NDArray[np.float64]:
+    """Top-1 masking without numpy's per-call overhead, rounding exactly as `ndarray.round`
+    does (scale, round half to even, unscale; the sign of a zero kept)."""
+    scale = 10.0**decimals if decimals is not None else 0.0
+    out: list[list[float]] = []
+    for row, label in zip(scores.tolist(), labels.tolist(), strict=True):
+        value = row[label]
+        if decimals is not None and math.isfinite(value):
+            scaled = value * scale
+            value = math.copysign(round(scaled) / scale, scaled)
+        masked = [math.nan] * len(row)
+        masked[label] = value
+        out.append(masked)
+    return np.array(out, dtype=np.float64).reshape(scores.shape)
+
+
 def minimise(pred: Prediction, rule: OutputRule, rng: np.random.Generator) -> Prediction:
     if rule.mode == "label" or pred.scores is None:
         return pred.with_(scores=None, top_k=None)
     scores = pred.scores
     if rule.noise > 0:
         scores = _noisy(scores, pred.labels, rule, rng)
-    if rule.decimals is not None:
-        scores = np.round(scores, rule.decimals)
-    if rule.mode == "top_k" and rule.k == 1:
-        masked = np.full_like(scores, np.nan)
+    if rule.mode == "top_k" and rule.k == 1:  # the label's own score, rounded; NaN elsewhere
+        if scores.size <= _SMALL and scores.dtype == np.float64:
+            return pred.with_(scores=_top_one(scores, pred.labels, rule.decimals), top_k=1)
         rows = np.arange(scores.shape[0])
-        masked[rows, pred.labels] = scores[rows, pred.labels]
+        kept = scores[rows, pred.labels]
+        masked = np.full(scores.shape, np.nan, dtype=scores.dtype)
+        masked[rows, pred.labels] = kept if rule.decimals is None else kept.round(rule.decimals)
         return pred.with_(scores=masked, top_k=1)
+    if rule.decimals is not None:
+        scores = scores.round(rule.decimals)
     if rule.mode == "top_k" and rule.k < scores.shape[1]:
         keep = np.argsort(-scores, axis=1, kind="stable")[:, : rule.k]
         masked = np.full_like(scores, np.nan)

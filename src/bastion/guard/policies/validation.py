@@ -78,6 +78,29 @@ class InputValidation(PolicyBase):
         return Allow()
 
 
+_SMALL = 256  # up to this many values, Python's min/max beat numpy's per-call overhead
+_CASTABLE: dict[tuple[np.dtype[Any], np.dtype[Any]], bool] = {}
+
+
+def _castable(have: np.dtype[Any], want: np.dtype[Any]) -> bool:
+    key = (have, want)
+    known = _CASTABLE.get(key)
+    if known is None:
+        known = _CASTABLE[key] = bool(np.can_cast(have, want, "same_kind"))
+    return known
+
+
+def _bounds(arr: npt.NDArray[Any]) -> tuple[float, float]:
+    """The smallest and largest value; NaN when the array holds a NaN (as numpy's min/max)."""
+    if arr.size <= _SMALL:
+        vals = arr.ravel().tolist()
+        # a finite sum means no NaN or infinity (and no overflow): Python's min/max are exact;
+        # otherwise let numpy decide, whose NaN handling does not depend on the order
+        if arr.dtype.kind != "f" or math.isfinite(sum(vals)):
+            return float(min(vals)), float(max(vals))
+    return float(np.minimum.reduce(arr, axis=None)), float(np.maximum.reduce(arr, axis=None))
+
+
 def _check(name: str, arr: npt.NDArray[Any], spec: InputSpec, dtype: np.dtype[Any]) -> Deny | None:
     shape = spec.shape
     if arr.ndim != len(shape) or any(
@@ -87,7 +110,7 @@ def _check(name: str, arr: npt.NDArray[Any], spec: InputSpec, dtype: np.dtype[An
         return _invalid(
             name, "shape", f"input {name!r} has shape {list(arr.shape)}, expected {want_s}"
         )
-    if arr.dtype.kind not in "biuf" or not np.can_cast(arr.dtype, dtype, "same_kind"):
+    if arr.dtype.kind not in "biuf" or not _castable(arr.dtype, dtype):
         return _invalid(name, "dtype", f"input {name!r} has dtype {arr.dtype}, expected {dtype}")
     return _check_values(name, arr, spec)
 
@@ -97,7 +120,7 @@ def _check_values(name: str, arr: npt.NDArray[Any], spec: InputSpec | None) -> D
         return _invalid(name, "dtype", f"input {name!r} is not numeric ({arr.dtype})")
     if arr.size == 0:
         return _invalid(name, "shape", f"input {name!r} is empty")
-    lo, hi = float(arr.min()), float(arr.max())  # one pass each; NaN/inf show up here too
+    lo, hi = _bounds(arr)  # NaN/inf show up here too
     if arr.dtype.kind == "f" and not (spec and spec.allow_non_finite):
         if not (math.isfinite(lo) and math.isfinite(hi)):
             return _invalid(name, "non_finite", f"input {name!r} contains NaN or infinity")

@@ -53,6 +53,31 @@ class MemoryRateStorage(Storage):
                 self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
             return count
 
+    def take(
+        self, windows: Sequence[tuple[str, int, int]], cost: int
+    ) -> int | list[tuple[int, float]]:
+        """Count `cost` in every (key, limit, expiry) window if it fits them all.
+
+        Returns (count, expiry time) per window once counted, or the index of the
+        first window it does not fit (nothing counted). One lock, one pass: the
+        quota policy's check-then-count in a single call, with no race in between.
+        """
+        now = time.time()
+        with self._lock:
+            after: list[tuple[str, int, float]] = []
+            for i, (key, limit, expiry) in enumerate(windows):
+                count, until = self._counts.get(key, (0, 0.0))
+                if until <= now:
+                    count, until = 0, now + expiry
+                if count + cost > limit:
+                    return i
+                after.append((key, count + cost, until))
+            for key, count, until in after:
+                self._counts[key] = (count, until)
+            if len(self._counts) > 100_000:
+                self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
+            return [(count, until) for _, count, until in after]
+
     def get(self, key: str) -> int:
         count, until = self._counts.get(key, (0, 0.0))
         return count if until > time.time() else 0
