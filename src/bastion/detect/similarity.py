@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bastion.detect.feeds import Feed, pull, push
 from bastion.detect.history import EMPTY, Entry, Neighbours, Ring, owner_id
 from bastion.detect.profile import Profile
-from bastion.detect.provenance import Campaign, Link, Weights, link
+from bastion.detect.provenance import Campaign, Weights, link
 from bastion.guard.policies.detection import Evidence, Observation
 from bastion.guard.stores.base import Store
 
@@ -52,6 +52,11 @@ class SimilarityOptions(BaseModel):
         gt=0,
         description="× the profile's cell radius: a query this far from "
         "all benign data is off-manifold (random starts, noise probes)",
+    )
+    spread_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="multiplies the profile's swarm radius (recent queries around one point)",
     )
     persist: bool = Field(default=True, description="share histories via the store (replicas)")
     cross_principal: bool = True
@@ -88,6 +93,7 @@ class SimilarityDetector:
         self.opts = options
         self.profile = profile or load_profile(options.profile, env)
         self.radius = self.profile.radius * options.radius_scale
+        self.spread = max(self.profile.spread * options.spread_scale, self.radius)
         self.weights = weights or Weights()
         self.tracks: OrderedDict[str, _Track] = OrderedDict()
         self.global_ring = Ring(options.global_history, self.profile.dim, options.ttl_s)
@@ -97,6 +103,7 @@ class SimilarityDetector:
         self._far2 = (options.off_manifold * self.profile.cell_radius) ** 2
         self.global_feed = Feed(f"{self.name}:global", options.global_history)
         self.origin = uuid.uuid4().hex[:16]  # this replica, in the shared logs
+        self._roots = np.random.default_rng()  # lineage ids, unique across replicas
         self._lock = threading.Lock()  # pull, judge, push: one step per process
 
     def _track(self, principal: str) -> _Track:
@@ -123,7 +130,7 @@ class SimilarityDetector:
         got = pull(store, self.origin, self._feeds(track))
         for e in got[0]:
             track.ring.add(e)
-            track.campaign.absorb(e.score, e.suspect)
+            track.campaign.absorb(e.score - e.free, e.suspect, e.root, e.free)
         for e in got[1] if len(got) > 1 else ():
             self.global_ring.add(e)
 
@@ -178,19 +185,25 @@ class SimilarityDetector:
             own = ring.nearest(v, self.opts.k, self.radius, obs.time)
             glob = self._foreign(v, me, obs.time) if self.opts.cross_principal else own
             ln = link(own, glob, me, label, self.radius, self.weights)
+            free, pats = 0.0, ln.patterns
             if not ln.patterns and self._off_manifold(v):
                 # a fresh query far from all benign data (a repeat or an edit of one would
                 # have linked): random starts and noise probes, which benign users never send
-                ln = Link(0, 0.0, self.weights.off_manifold, ("off_manifold",))
-            released += camp.add(ln.score)
-            entry = Entry(v, obs.time, me, label, ln.depth, ln.step, camp.active, ln.score)
+                free, pats = self.weights.off_manifold, ("off_manifold",)
+            if ring.spread(v, self.opts.window, self.radius, self.spread) >= self.weights.swarm_at:
+                free, pats = free + self.weights.swarm, (*pats, "swarm")
+            root = ln.root or int(self._roots.integers(1, 2**62))
+            released += camp.add(ln.score, root, free)
+            entry = Entry(
+                v, obs.time, me, label, ln.depth, ln.step, camp.active, ln.score + free, root, free
+            )
             ring.add(entry)
             if self.opts.cross_principal:
                 self.global_ring.add(entry)
             entries.append(entry)
             depth = max(depth, ln.depth)
-            if ln.score:
-                patterns.update(ln.patterns)
+            if ln.score or free:
+                patterns.update(pats)
         if self.opts.persist:  # one encoding, both logs, one round trip
             push(store, self.origin, self._feeds(track), entries, self.opts.ttl_s)
         if released <= 0:
