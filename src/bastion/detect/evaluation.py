@@ -40,7 +40,7 @@ CONFIGURATIONS: dict[str, list[dict[str, Any]]] = {
         {"kind": "extraction", "profile": "{profile}"},
     ],
     "strict+extraction": [
-        {"kind": "similarity", "profile": "{profile}", "trigger": 3.2},
+        {"kind": "similarity", "profile": "{profile}", "trigger": 2.8},
         {"kind": "extraction", "profile": "{profile}"},
     ],
     "fingerprint": [{"kind": "fingerprint", "salt": "eval"}],
