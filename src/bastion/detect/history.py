@@ -171,7 +171,7 @@ class Ring:
             if hit.size == 0:
                 return EMPTY
         # identical inputs are at exactly the same distance: distinct distances, distinct inputs
-        within = int(np.unique(d2[d2 > r2 * 1e-6]).size)
+        within = len(set(d2[d2 > r2 * 1e-6].tolist()))
         if hit.size > k:
             part = np.argpartition(d2, k - 1)[:k]
             hit, d2 = hit[part], d2[part]
@@ -198,13 +198,18 @@ class Ring:
         n = min(last, self.size)
         if n == 0:
             return 0
-        slots = (self.cursor - 1 - np.arange(n)) % self.capacity
-        d2 = self.vec[slots] @ v
+        c = self.cursor
+        if c >= n:  # the common case: the last entries are one block, no gather
+            vec, sq = self.vec[c - n : c], self.sq[c - n : c]
+        else:
+            slots = np.r_[self.capacity - (n - c) : self.capacity, 0:c]
+            vec, sq = self.vec[slots], self.sq[slots]
+        d2 = vec @ v
         d2 *= -2.0
-        d2 += self.sq[slots]
+        d2 += sq
         d2 += float(v @ v)
-        ring = d2[(d2 > inner * inner) & (d2 <= outer * outer)]
-        return int(np.unique(ring).size)
+        # identical inputs are at identical distances (a set of a dozen floats: no numpy unique)
+        return len(set(d2[(d2 > inner * inner) & (d2 <= outer * outer)].tolist()))
 
     def values(self) -> npt.NDArray[np.float32]:
         return self.vec[: self.size]
