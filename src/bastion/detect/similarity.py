@@ -190,7 +190,11 @@ class SimilarityDetector:
                 # a fresh query far from all benign data (a repeat or an edit of one would
                 # have linked): random starts and noise probes, which benign users never send
                 free, pats = self.weights.off_manifold, ("off_manifold",)
-            if ring.spread(v, self.opts.window, self.radius, self.spread) >= self.weights.swarm_at:
+            # (a verbatim repeat adds nothing, not even to a swarm: retrying is normal)
+            swarm = pats != ("repeat",) and self.weights.swarm > 0
+            if swarm and ring.spread(v, self.opts.window, self.radius, self.spread) >= (
+                self.weights.swarm_at
+            ):
                 free, pats = free + self.weights.swarm, (*pats, "swarm")
             root = ln.root or int(self._roots.integers(1, 2**62))
             released += camp.add(ln.score, root, free)
