@@ -120,6 +120,7 @@ class Campaign:
         self.recent: deque[tuple[int, float, float]] = deque(maxlen=window)  # root, score, free
         self.trigger = trigger
         self.active = False
+        self.peak = 0.0  # the highest window total seen (calibration reads it)
 
     def add(self, score: float, root: int = 0, free: float = 0.0) -> float:
         """Record a query's lineage score and lineage-free score; return the evidence it
@@ -128,6 +129,7 @@ class Campaign:
         if self.active:
             return score + free
         total = float(sum(f + (s if r == root else 0.0) for r, s, f in self.recent))
+        self.peak = max(self.peak, total)
         if total >= self.trigger:
             self.active = True
             return total
