@@ -143,7 +143,7 @@ def main() -> None:
         # fingerprint costs ~1-3 ms/query in Python: in the full run only with --fingerprint
         configurations=tuple(
             args.configuration
-            or ("similarity+extraction", "strict+extraction")
+            or ("similarity+extraction", "rows+extraction", "strict+extraction")
             + (("fingerprint",) if q or args.fingerprint else ())
         ),
         attacks=tuple(args.attack or BASTION_ATTACKS),

@@ -87,7 +87,10 @@ def test_random_starts_that_find_nothing_are_still_caught(
     rng = np.random.default_rng(5)
     pt = PrincipalTarget(arena, f"noise-{which}")
     for _ in range(12):
-        pt.query((t.lower + rng.random(t.lower.size) * (t.upper - t.lower))[None])
+        try:
+            pt.query((t.lower + rng.random(t.lower.size) * (t.upper - t.lower))[None])
+        except TargetError:  # blocked: the evidence went past the last level
+            break
     assert pt.tally.detected_at is not None and pt.tally.detected_at <= 10
     assert arena.guard.store.get_state(pt.tally.principal).evidence["similarity"] >= 2
 
