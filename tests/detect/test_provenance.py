@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from bastion.detect.arena import Arena
 from bastion.detect.provenance import Campaign
+from bastion.detect.streams import Task
+from bastion.errors import ConfigError
 
 
 def test_short_unrelated_lineages_do_not_add_up_but_one_long_lineage_does() -> None:
@@ -26,3 +33,14 @@ def test_lineage_free_signals_count_for_every_lineage() -> None:
 def test_callers_without_lineages_get_the_plain_window_sum() -> None:
     camp = Campaign(window=4, trigger=1.0)
     assert [camp.add(0.3) for _ in range(4)] == [0.0, 0.0, 0.0, 1.2]
+
+
+def test_weights_are_configurable_and_unknown_ones_are_a_config_error(
+    cancer: Task, cancer_profile: Path
+) -> None:
+    entry = {"kind": "similarity", "profile": str(cancer_profile)}
+    arena = Arena(cancer, [{**entry, "weights": {"flip": 0.4, "crowd_at": 5}}])
+    det = next(d for p in arena.guard.policies for d in getattr(p, "detectors", []))
+    assert det.det.weights.flip == 0.4 and det.det.weights.crowd_at == 5
+    with pytest.raises(ConfigError, match="unknown weights"):
+        Arena(cancer, [{**entry, "weights": {"flipp": 1}}])
