@@ -28,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from bastion.detect.calibration import campaign_peaks, trigger_for  # noqa: E402
 from bastion.detect.campaigns import BASTION_ATTACKS  # noqa: E402
 from bastion.detect.evaluation import EvalPlan, EvalResult, evaluate  # noqa: E402
 from bastion.detect.extraction import ExtractionDetector, ExtractionOptions  # noqa: E402
@@ -87,6 +88,18 @@ def cost(task_name: str, history: int = 10_000, calls: int = 1000) -> list[tuple
     return out  # type: ignore[return-value]
 
 
+def calibrate(tasks: tuple[str, ...], n: int) -> None:
+    """The similarity trigger from benign streams drawn from the fit data (disjoint from the
+    evaluation's benign streams): false positives per trigger and the smallest for 0.1 %."""
+    print(f"calibration: {n} benign principals per task, drawn from the profile's fit data")
+    for task_name in tasks:
+        task = load_task(task_name)
+        peaks = campaign_peaks(task, fit_profile(task.x_fit, shape=task.shape), n)
+        rates = "  ".join(f"{t}: {int((peaks >= t).sum())}" for t in (2.4, 2.6, 2.8, 3.0, 3.2))
+        print(f"{task_name:9} flagged per trigger  {rates};  smallest trigger for <= 0.1 %: "
+              f"{trigger_for(peaks, 0.001):g}")  # fmt: skip
+
+
 def _result(d: dict[str, object]) -> EvalResult:
     d = {k: v for k, v in d.items() if k != "fpr"}
     return EvalResult(**d)  # type: ignore[arg-type]
@@ -113,14 +126,24 @@ def main() -> None:
     ap.add_argument("--adaptive-runs", type=int, default=None, help="0 skips the adaptive one")
     ap.add_argument("--no-extraction", action="store_true")
     ap.add_argument("--no-cost", action="store_true", help="skip the 10,000-history cost table")
+    ap.add_argument(
+        "--calibrate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only choose the trigger from N benign principals drawn from the fit data",
+    )
     args = ap.parse_args()
+    if args.calibrate:
+        calibrate(tuple(args.task or ("digits32", "cancer")), args.calibrate)
+        return
     q = args.quick
     plan = EvalPlan(
         tasks=tuple(args.task or ("digits32", "cancer")),
         # fingerprint costs ~1-3 ms/query in Python: in the full run only with --fingerprint
         configurations=tuple(
             args.configuration
-            or ("similarity+extraction", "strict+extraction")
+            or ("similarity+extraction", "rows+extraction", "strict+extraction")
             + (("fingerprint",) if q or args.fingerprint else ())
         ),
         attacks=tuple(args.attack or BASTION_ATTACKS),

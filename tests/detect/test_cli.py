@@ -36,7 +36,7 @@ def test_fit_refuses_bad_input_with_exit_2(run_cli, tmp_path: Path) -> None:
 def test_eval_writes_an_html_report_with_plots_and_json(run_cli, tmp_path: Path) -> None:
     html, js = tmp_path / "r.html", tmp_path / "r.json"
     r = run_cli(
-        "detect", "eval", "--task", "cancer", "--configuration", "strict+extraction",
+        "detect", "eval", "--task", "cancer", "--configuration", "rows+extraction",
         "--runs", "1", "--benign", "5", "--adaptive-runs", "0", "--budget", "60", "--no-art",
         "--extraction-budget", "100",
         "-o", str(html), "--json", str(js),

@@ -34,8 +34,9 @@ def image_arena(digits: Task, digits_profile: Path) -> Arena:
 
 @pytest.fixture
 def tabular_arena(cancer: Task, cancer_profile: Path) -> Arena:
-    # rows need the stricter trigger: benign edits of 30 numbers land close more often
-    return Arena(cancer, [{"kind": "similarity", "profile": str(cancer_profile), "trigger": 3.2}])
+    # the rows configuration: boundary hugging weighs 0.4 (see docs/detect.md)
+    entry = {"kind": "similarity", "profile": str(cancer_profile), "weights": {"flip": 0.4}}
+    return Arena(cancer, [entry])
 
 
 @pytest.mark.parametrize("attack", ["simba-pixel", "hopskipjump-l2", "boundary", "rays"])
@@ -57,6 +58,18 @@ def test_score_attack_on_rows_is_stopped_before_it_succeeds(tabular_arena: Arena
         assert not tally.success
 
 
+def test_square_on_rows_is_caught_by_its_swarm_although_its_steps_never_link(
+    tabular_arena: Arena,
+) -> None:
+    """Square's L-inf steps on rows exceed the near-radius; the swarm of recent queries
+    around one point catches it (it used to go unseen for 65 queries or more)."""
+    for i in victims(tabular_arena, 2):
+        tally = bastion_run(tabular_arena, "square-linf", i, budget=200)
+        assert tally.detected_at is not None and tally.detected_at <= 20, tally
+    kinds = tabular_arena.guard.store.get_state(tally.principal).evidence
+    assert kinds.get("similarity", 0) >= 2
+
+
 def test_benign_users_with_repeats_edits_and_bursts_are_not_flagged(
     image_arena: Arena, tabular_arena: Arena
 ) -> None:
@@ -75,7 +88,10 @@ def test_random_starts_that_find_nothing_are_still_caught(
     rng = np.random.default_rng(5)
     pt = PrincipalTarget(arena, f"noise-{which}")
     for _ in range(12):
-        pt.query((t.lower + rng.random(t.lower.size) * (t.upper - t.lower))[None])
+        try:
+            pt.query((t.lower + rng.random(t.lower.size) * (t.upper - t.lower))[None])
+        except TargetError:  # blocked: the evidence went past the last level
+            break
     assert pt.tally.detected_at is not None and pt.tally.detected_at <= 10
     assert arena.guard.store.get_state(pt.tally.principal).evidence["similarity"] >= 2
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +79,34 @@ def test_an_entry_round_trips_through_bytes_exactly() -> None:
     assert np.array_equal(back.vector, v)
     assert (back.time, back.owner, back.label, back.depth, back.suspect) == (5.5, 123, 2, 4, True)
     assert back.score == np.float32(0.55) and back.step == 0.25
+
+
+def test_an_entry_keeps_its_lineage_and_entries_of_older_versions_still_decode() -> None:
+    v = np.arange(4, dtype=np.float32)
+    e = Entry(v, 1.0, 9, 1, 2, 0.5, False, 0.75, root=123456789, free=0.45)
+    back = Entry.from_bytes(e.to_bytes())
+    assert (back.root, back.free) == (123456789, np.float32(0.45))
+    # an entry written before lineages were stored: head, then the vector only
+    old = struct.pack("<dqiiffB", 1.0, 9, 1, 2, 0.5, 0.75, 1) + v.tobytes()
+    back = Entry.from_bytes(old)
+    assert np.array_equal(back.vector, v) and back.suspect and (back.root, back.free) == (0, 0.0)
+
+
+def test_crowding_counts_distinct_inputs_and_spread_counts_a_recent_swarm() -> None:
+    ring = Ring(50, 2)
+    item = np.zeros(2, np.float32)
+    for _ in range(5):  # one input re-sent five times is one input, not a crowd
+        ring.add(Entry(item, 0.0, 1, 0, 0, 0.0))
+    ring.add(Entry(np.array([0.1, 0.0], np.float32), 0.0, 1, 0, 0, 0.0))
+    assert ring.nearest(np.array([0.0, 0.1], np.float32), 8, 0.5, now=1.0).within == 2
+    # a swarm: recent queries around one point, farther apart than edits, closer than items
+    swarm = Ring(50, 2)
+    for k in range(6):
+        a, r = 2 * np.pi * k / 6, 1.0 + 0.05 * k
+        swarm.add(Entry(np.array([r * np.cos(a), r * np.sin(a)], np.float32), 0.0, 1, 0, 0, 0.0))
+    centre = np.zeros(2, np.float32)
+    assert swarm.spread(centre, 12, inner=0.5, outer=1.5) == 6
+    assert swarm.spread(centre, 3, inner=0.5, outer=1.5) == 3  # only the last three
+    assert swarm.spread(centre, 12, inner=0.5, outer=0.9) == 0
+    swarm.add(Entry(swarm.vec[5].copy(), 0.0, 1, 0, 0, 0.0))  # a re-sent input counts once
+    assert swarm.spread(centre, 12, inner=0.5, outer=1.5) == 6

@@ -99,7 +99,7 @@ def eval_(
     from bastion.detect.evaluation import CONFIGURATIONS, EvalPlan, evaluate
     from bastion.detect.report import HEAD, render_html, summary_rows
 
-    confs = tuple(configuration or ("similarity+extraction", "fingerprint"))
+    confs = tuple(configuration or ("similarity+extraction", "rows+extraction", "fingerprint"))
     unknown = [c for c in confs if c not in CONFIGURATIONS]
     if unknown:
         raise UsageError(

@@ -40,7 +40,13 @@ CONFIGURATIONS: dict[str, list[dict[str, Any]]] = {
         {"kind": "extraction", "profile": "{profile}"},
     ],
     "strict+extraction": [
-        {"kind": "similarity", "profile": "{profile}", "trigger": 3.2},
+        {"kind": "similarity", "profile": "{profile}", "trigger": 2.8},
+        {"kind": "extraction", "profile": "{profile}"},
+    ],
+    # tabular rows: boundary hugging weighs more (RayS's and HopSkipJump's binary searches on
+    # rows flip labels before anything else links); tied best on the development data
+    "rows+extraction": [
+        {"kind": "similarity", "profile": "{profile}", "weights": {"flip": 0.4}},
         {"kind": "extraction", "profile": "{profile}"},
     ],
     "fingerprint": [{"kind": "fingerprint", "salt": "eval"}],
@@ -157,7 +163,9 @@ def evaluate(plan: EvalPlan, progress: Any = None) -> list[EvalResult]:
                 adaptive_run(base, i, plan.adaptive_budget, 1, "base-") for i in points[plan.runs :]
             ]
             for conf in plan.configurations:
-                if conf == "fingerprint" and task.domain != "image":
+                if (conf == "fingerprint" and task.domain != "image") or (
+                    conf.startswith("rows") and task.domain == "image"
+                ):
                     continue
                 entries = [
                     {k: (str(ppath) if v == "{profile}" else v) for k, v in e.items()}

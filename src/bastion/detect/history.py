@@ -24,7 +24,8 @@ __all__ = ["EMPTY", "LEAD", "Entry", "Neighbours", "Ring", "owner_id"]
 
 LEAD = 8  # leading feature columns searched first (a lower bound of the full distance)
 
-_HEAD = struct.Struct("<dqiiffB")  # time, owner, label, depth, step, score, suspect
+_HEAD = struct.Struct("<dqiiffB")  # time, owner, label, depth, step, score, flags
+_TAIL = struct.Struct("<qf")  # lineage root, lineage-free part of the score (flag bit 1)
 
 
 @dataclass(frozen=True)
@@ -39,21 +40,25 @@ class Entry:
     step: float
     suspect: bool = False  # its principal was already under suspicion when it was sent
     score: float = 0.0  # what it added to its principal's campaign window
+    root: int = 0  # the lineage it belongs to (the id of the query that started it)
+    free: float = 0.0  # the part of `score` that counts whatever the lineage (off-manifold, swarm)
 
     def to_bytes(self) -> bytes:
-        head = _HEAD.pack(
-            self.time, self.owner, self.label, self.depth, self.step, self.score, self.suspect
-        )
+        flags = int(self.suspect) | 2
+        e = self
+        head = _HEAD.pack(e.time, e.owner, e.label, e.depth, e.step, e.score, flags)
         # float32, not float16: a replica pulling this entry must measure the same distances
         # as the replica that wrote it (float16 rounding is as large as the radius·1e-3 that
         # tells a verbatim repeat from a new query)
-        return head + self.vector.astype(np.float32).tobytes()
+        return head + self.vector.astype(np.float32).tobytes() + _TAIL.pack(self.root, self.free)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Entry:
-        t, owner, label, depth, step, score, suspect = _HEAD.unpack_from(raw)
-        vec = np.frombuffer(raw[_HEAD.size :], dtype=np.float32).copy()
-        return cls(vec, t, owner, label, depth, step, bool(suspect), score)
+        t, owner, label, depth, step, score, flags = _HEAD.unpack_from(raw)
+        end = len(raw) - _TAIL.size if flags & 2 else len(raw)  # entries of older versions
+        vec = np.frombuffer(raw[_HEAD.size : end], dtype=np.float32).copy()
+        root, free = _TAIL.unpack_from(raw, end) if flags & 2 else (0, 0.0)
+        return cls(vec, t, owner, label, depth, step, bool(flags & 1), score, root, free)
 
 
 @dataclass(frozen=True)
@@ -66,12 +71,13 @@ class Neighbours:
     step: npt.NDArray[np.float32]
     owner: npt.NDArray[np.int64]
     suspect: npt.NDArray[np.bool_]
-    within: int  # how many entries in total lie within the radius asked for
+    root: npt.NDArray[np.int64]
+    within: int  # how many distinct inputs in total lie within the radius asked for
 
 
 class Ring:
     """Fixed-capacity history; the oldest entry is overwritten, entries older than `ttl_s`
-    are ignored. Memory: capacity × (4·dim + 37) bytes."""
+    are ignored. Memory: capacity × (4·dim + 45) bytes."""
 
     def __init__(self, capacity: int, dim: int, ttl_s: float | None = None) -> None:
         self.capacity = capacity
@@ -88,6 +94,7 @@ class Ring:
         self.depth = np.zeros(capacity, dtype=np.int32)
         self.step = np.zeros(capacity, dtype=np.float32)
         self.suspect = np.zeros(capacity, dtype=np.bool_)
+        self.root = np.zeros(capacity, dtype=np.int64)
         self.suspects = 0  # entries held whose sender was under suspicion
         self.suspect_by: dict[int, int] = {}  # ... per sender
         self.size = 0
@@ -96,7 +103,7 @@ class Ring:
     @property
     def nbytes(self) -> int:
         arrays: tuple[npt.NDArray[Any], ...] = (self._data, self.sq, self.time)
-        arrays += (self.owner, self.label, self.depth, self.step, self.suspect)
+        arrays += (self.owner, self.label, self.depth, self.step, self.suspect, self.root)
         return sum(a.nbytes for a in arrays)
 
     def add(self, e: Entry) -> None:
@@ -117,6 +124,7 @@ class Ring:
             self.suspect_by[e.owner] = self.suspect_by.get(e.owner, 0) + 1
         self.time[i], self.owner[i], self.label[i] = e.time, e.owner, e.label
         self.depth[i], self.step[i], self.suspect[i] = e.depth, e.step, e.suspect
+        self.root[i] = e.root
         self.cursor = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -129,8 +137,9 @@ class Ring:
         keep: Callable[[npt.NDArray[np.intp]], npt.NDArray[np.bool_]] | None = None,
         unless: Callable[[npt.NDArray[np.intp]], bool] | None = None,
     ) -> Neighbours:
-        """Up to `k` entries within `radius`, closest first; `within` counts all distinct ones
-        (identical repeats are not counted, so retries do not look like a crowd). `keep`
+        """Up to `k` entries within `radius`, closest first; `within` counts the distinct inputs
+        among them (an input identical to the query, or re-sent several times, counts at most
+        once, so retries do not look like a crowd). `keep`
         narrows the entries considered (given their slots), before the `k` are chosen;
         `unless(slots)` false for the candidates near enough returns no neighbours at all
         (for callers that can use none of them)."""
@@ -161,7 +170,8 @@ class Ring:
             hit, d2 = hit[inside], d2[inside]
             if hit.size == 0:
                 return EMPTY
-        within = int(np.count_nonzero(d2 > r2 * 1e-6))
+        # identical inputs are at exactly the same distance: distinct distances, distinct inputs
+        within = len(set(d2[d2 > r2 * 1e-6].tolist()))
         if hit.size > k:
             part = np.argpartition(d2, k - 1)[:k]
             hit, d2 = hit[part], d2[part]
@@ -176,8 +186,30 @@ class Ring:
             self.step[hit],
             self.owner[hit],
             self.suspect[hit],
+            self.root[hit],
             within,
         )
+
+    def spread(self, v: npt.NDArray[np.float32], last: int, inner: float, outer: float) -> int:
+        """How many distinct inputs among the `last` entries lie farther than `inner` from `v`
+        but within `outer`: a swarm of recent queries around one point that are not edits of
+        one another (Square's random search on rows) rather than a user's distinct items,
+        which are rarely that close."""
+        n = min(last, self.size)
+        if n == 0:
+            return 0
+        c = self.cursor
+        if c >= n:  # the common case: the last entries are one block, no gather
+            vec, sq = self.vec[c - n : c], self.sq[c - n : c]
+        else:
+            slots = np.r_[self.capacity - (n - c) : self.capacity, 0:c]
+            vec, sq = self.vec[slots], self.sq[slots]
+        d2 = vec @ v
+        d2 *= -2.0
+        d2 += sq
+        d2 += float(v @ v)
+        # identical inputs are at identical distances (a set of a dozen floats: no numpy unique)
+        return len(set(d2[(d2 > inner * inner) & (d2 <= outer * outer)].tolist()))
 
     def values(self) -> npt.NDArray[np.float32]:
         return self.vec[: self.size]
@@ -190,6 +222,7 @@ EMPTY = Neighbours(
     np.zeros(0, np.float32),
     np.zeros(0, np.int64),
     np.zeros(0, np.bool_),
+    np.zeros(0, np.int64),
     0,
 )
 

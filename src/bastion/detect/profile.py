@@ -33,7 +33,8 @@ class Profile:
     the features robust to brightness changes and one-pixel shifts that an
     attacker would use to blind its queries. `radius` is half the distance
     under which a benign item's nearest *different* item falls with
-    probability `radius_quantile`; `cells` are k-means centroids for coverage monitoring.
+    probability `radius_quantile`; `cells` are k-means centroids for coverage monitoring;
+    within `spread_radius`, 80 % of benign items have no other benign item.
     """
 
     shape: tuple[int, ...]
@@ -46,6 +47,15 @@ class Profile:
     cells: F32
     n_fit: int
     cell_radius: float = float("inf")  # benign queries lie this close to a cell (99.9 %)
+    # 80 % of benign items have no other benign item this close (0: older profile, see `spread`)
+    spread_radius: float = 0.0
+
+    @property
+    def spread(self) -> float:
+        """The radius of a swarm: profiles fitted before it was stored use 3 × `radius`, which
+        is where the 20 % quantile of benign nearest-neighbour distances falls on both
+        evaluation tasks (images and rows)."""
+        return self.spread_radius if self.spread_radius > 0 else 3.0 * self.radius
 
     @property
     def is_image(self) -> bool:
@@ -138,6 +148,7 @@ class Profile:
                 "cells": self.cells.tolist(),
                 "n_fit": self.n_fit,
                 "cell_radius": self.cell_radius,
+                "spread_radius": self.spread_radius,
             }
         )
 
@@ -163,6 +174,7 @@ class Profile:
                 cells=np.asarray(doc["cells"], dtype=f32),
                 n_fit=int(doc["n_fit"]),
                 cell_radius=float(doc.get("cell_radius", "inf")),
+                spread_radius=float(doc.get("spread_radius", 0.0)),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(
@@ -181,13 +193,16 @@ def fit_profile(
     radius_quantile: float = 0.01,
     radius_factor: float = 0.5,
     n_cells: int = 64,
+    spread_quantile: float = 0.2,
     seed: int = 0,
 ) -> Profile:
     """Fit the feature map and calibrate the near-radius on benign rows.
 
     The radius is `radius_factor` times a low quantile of nearest-neighbour
     distances *between distinct benign items*: closer than that, two queries
-    are almost surely derived from one another.
+    are almost surely derived from one another. The swarm radius is the
+    `spread_quantile` of the same distances: several recent queries that close
+    to one another, yet not edits of one another, are rare among benign items.
     """
     a = np.asarray(x, dtype=np.float32)
     if a.ndim < 2 or a.shape[0] < 10:
@@ -223,12 +238,14 @@ def fit_profile(
     nn = d.min(axis=1)
     nn = nn[np.isfinite(nn)]
     radius = radius_factor * float(np.quantile(nn, radius_quantile)) if nn.size else 1.0
+    spread = float(np.quantile(nn, spread_quantile)) if nn.size else 3.0 * radius
     cells = _kmeans(e, min(n_cells, len(e)), rng)
     to_cell = np.sqrt(((e[:, None, :] - cells[None, :, :]) ** 2).sum(-1).min(1))
     cell_radius = float(np.quantile(to_cell, 0.999)) * 1.25
     return Profile(
-        row_shape, pool, mean, scale, comps, radius, radius_quantile, cells, len(a), cell_radius
-    )
+        row_shape, pool, mean, scale, comps, radius, radius_quantile, cells, len(a), cell_radius,
+        spread,
+    )  # fmt: skip
 
 
 def _kmeans(e: F32, k: int, rng: np.random.Generator, iters: int = 15) -> F32:

@@ -16,6 +16,7 @@ its queries, as on one replica.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections import OrderedDict
@@ -23,12 +24,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bastion.detect.feeds import Feed, pull, push
 from bastion.detect.history import EMPTY, Entry, Neighbours, Ring, owner_id
 from bastion.detect.profile import Profile
-from bastion.detect.provenance import Campaign, Link, Weights, link
+from bastion.detect.provenance import Campaign, Weights, link
 from bastion.guard.policies.detection import Evidence, Observation
 from bastion.guard.stores.base import Store
 
@@ -44,7 +45,7 @@ class SimilarityOptions(BaseModel):
     global_history: int = Field(default=10_000, ge=16, description="queries remembered in all")
     ttl_s: float | None = Field(default=None, gt=0, description="forget queries older than this")
     k: int = Field(default=8, ge=1, le=64)
-    window: int = Field(default=12, ge=2, description="recent queries judged as one campaign")
+    window: int = Field(default=10, ge=2, description="recent queries judged as one campaign")
     trigger: float = Field(default=2.4, gt=0, description="window score that starts evidence")
     max_principals: int = Field(default=10_000, ge=1, description="histories kept in memory")
     off_manifold: float = Field(
@@ -53,8 +54,33 @@ class SimilarityOptions(BaseModel):
         description="× the profile's cell radius: a query this far from "
         "all benign data is off-manifold (random starts, noise probes)",
     )
+    spread_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="multiplies the profile's swarm radius (recent queries around one point)",
+    )
+    weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="per-pattern scores overriding the defaults (see provenance.Weights), "
+        "e.g. {linked: 0.15, flip: 0.4}",
+    )
     persist: bool = Field(default=True, description="share histories via the store (replicas)")
     cross_principal: bool = True
+
+    @field_validator("weights")
+    @classmethod
+    def _known_weights(cls, v: dict[str, float]) -> dict[str, float]:
+        known = {f.name for f in dataclasses.fields(Weights)}
+        unknown = sorted(set(v) - known)
+        if unknown:
+            raise ValueError(f"unknown weights {unknown}; known: {sorted(known)}")
+        return v
+
+
+def _weights(overrides: dict[str, float]) -> Weights:
+    ints = {"deep_at", "crowd_at", "swarm_at"}  # counts, not scores
+    given: dict[str, Any] = {k: int(v) if k in ints else float(v) for k, v in overrides.items()}
+    return Weights(**given)
 
 
 def load_profile(ref: str | Profile, env: Any) -> Profile:
@@ -88,15 +114,19 @@ class SimilarityDetector:
         self.opts = options
         self.profile = profile or load_profile(options.profile, env)
         self.radius = self.profile.radius * options.radius_scale
-        self.weights = weights or Weights()
+        self.spread = max(self.profile.spread * options.spread_scale, self.radius)
+        self.weights = weights or _weights(options.weights)
         self.tracks: OrderedDict[str, _Track] = OrderedDict()
         self.global_ring = Ring(options.global_history, self.profile.dim, options.ttl_s)
+        # lineages some principal kept sending into while under suspicion, and who (bounded)
+        self.caught: OrderedDict[int, int] = OrderedDict()
         cells = self.profile.cells
         self._cells = np.ascontiguousarray(-2.0 * cells, dtype=np.float32)
         self._cell_sq = (cells * cells).sum(1).astype(np.float32)
         self._far2 = (options.off_manifold * self.profile.cell_radius) ** 2
         self.global_feed = Feed(f"{self.name}:global", options.global_history)
         self.origin = uuid.uuid4().hex[:16]  # this replica, in the shared logs
+        self._roots = np.random.default_rng()  # lineage ids, unique across replicas
         self._lock = threading.Lock()  # pull, judge, push: one step per process
 
     def _track(self, principal: str) -> _Track:
@@ -123,9 +153,17 @@ class SimilarityDetector:
         got = pull(store, self.origin, self._feeds(track))
         for e in got[0]:
             track.ring.add(e)
-            track.campaign.absorb(e.score, e.suspect)
+            track.campaign.absorb(e.score - e.free, e.suspect, e.root, e.free)
         for e in got[1] if len(got) > 1 else ():
-            self.global_ring.add(e)
+            self._remember(e)
+
+    def _remember(self, e: Entry) -> None:
+        """Add to the global history; note the lineage if its sender was under suspicion."""
+        self.global_ring.add(e)
+        if e.suspect and e.root and e.root not in self.caught:
+            self.caught[e.root] = e.owner
+            if len(self.caught) > self.opts.global_history:
+                self.caught.popitem(last=False)
 
     def memory_bytes(self) -> int:
         """Bytes of history held for one principal (the global ring is shared)."""
@@ -178,19 +216,34 @@ class SimilarityDetector:
             own = ring.nearest(v, self.opts.k, self.radius, obs.time)
             glob = self._foreign(v, me, obs.time) if self.opts.cross_principal else own
             ln = link(own, glob, me, label, self.radius, self.weights)
+            free, pats, score = 0.0, ln.patterns, ln.score
+            caught_by = self.caught.get(ln.root, me) if ln.root else me
+            if caught_by != me and score > 0 and "cross_principal" not in pats:
+                # continuing a lineage another principal was caught in, past the query that
+                # linked to it: the campaign moved accounts, whatever it links to next
+                score, pats = score + self.weights.sybil, (*pats, "cross_principal")
             if not ln.patterns and self._off_manifold(v):
                 # a fresh query far from all benign data (a repeat or an edit of one would
                 # have linked): random starts and noise probes, which benign users never send
-                ln = Link(0, 0.0, self.weights.off_manifold, ("off_manifold",))
-            released += camp.add(ln.score)
-            entry = Entry(v, obs.time, me, label, ln.depth, ln.step, camp.active, ln.score)
+                free, pats = self.weights.off_manifold, ("off_manifold",)
+            # (a verbatim repeat adds nothing, not even to a swarm: retrying is normal)
+            swarm = pats != ("repeat",) and self.weights.swarm > 0
+            if swarm and ring.spread(v, self.opts.window, self.radius, self.spread) >= (
+                self.weights.swarm_at
+            ):
+                free, pats = free + self.weights.swarm, (*pats, "swarm")
+            root = ln.root or int(self._roots.integers(1, 2**62))
+            released += camp.add(score, root, free)
+            entry = Entry(
+                v, obs.time, me, label, ln.depth, ln.step, camp.active, score + free, root, free
+            )
             ring.add(entry)
             if self.opts.cross_principal:
-                self.global_ring.add(entry)
+                self._remember(entry)
             entries.append(entry)
             depth = max(depth, ln.depth)
-            if ln.score:
-                patterns.update(ln.patterns)
+            if score or free:
+                patterns.update(pats)
         if self.opts.persist:  # one encoding, both logs, one round trip
             push(store, self.origin, self._feeds(track), entries, self.opts.ttl_s)
         if released <= 0:
