@@ -99,11 +99,12 @@ def _detectors(profile: Path, out_dir: Path, manifest: SystemManifest) -> list[d
         isinstance(m, Model) and m.input.domain == "image" for m in manifest.of_type("model")
     )
     rel = os.path.relpath(profile.resolve(), out_dir.resolve())
-    # Tabular rows need the stricter trigger: benign edits of a row land near it more often.
-    return [
-        {"kind": "similarity", "profile": rel, "trigger": 2.4 if image else 3.2},
-        {"kind": "extraction", "profile": rel},
-    ]
+    # The configurations `bastion detect eval` measures: `similarity+extraction` for images,
+    # `rows+extraction` for rows (a label flip weighs more: rows flip before they link).
+    similarity: dict[str, Any] = {"kind": "similarity", "profile": rel}
+    if not image:
+        similarity["weights"] = {"flip": 0.4}
+    return [similarity, {"kind": "extraction", "profile": rel}]
 
 
 def plan_from_report(
