@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bastion.guard import Guard, load_config
-from bastion.guard.adapters import front as front_module
+from bastion.guard.adapters import connection as connection_module
 from bastion.guard.adapters.proxy import GuardProxy
 from bastion.guard.verification import verify_log
 from tests.guard.conftest import token
@@ -198,7 +198,7 @@ def test_malformed_http_is_a_json_400_and_close(lean, raw: bytes) -> None:
 
 def test_an_endless_head_is_cut_off_with_431(lean, monkeypatch: pytest.MonkeyPatch) -> None:
     """The parser buffers a header until its end; the server bounds what it may buffer."""
-    monkeypatch.setattr(front_module, "MAX_HEAD_BYTES", 8192)
+    monkeypatch.setattr(connection_module, "MAX_HEAD_BYTES", 8192)
     addr = lean()
     with connect(addr) as s:
         # 12 KiB of one header value, never finished (sent at once: read in full, no reset)
@@ -241,7 +241,7 @@ def test_a_slow_request_gets_408_and_the_connection_is_closed(lean) -> None:
 
 
 def test_idle_keep_alive_connections_are_closed(lean, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(front_module, "KEEP_ALIVE_S", 0.3)
+    monkeypatch.setattr(connection_module, "KEEP_ALIVE_S", 0.3)
     addr = lean()
     with connect(addr) as s:
         s.sendall(b"GET /guard/healthz HTTP/1.1\r\nHost: guard\r\n\r\n")
