@@ -23,7 +23,7 @@ from bastion.scan.keras_config import check_keras_config
 from bastion.scan.onnx_model import check_onnx
 from bastion.scan.pickle_analyser import analyse_pickle
 from bastion.scan.rules import Issue, Verdict, worst
-from bastion.scan.source import Budget, LimitExceeded, ScanLimits, inflate
+from bastion.scan.source import IN_MEMORY_BYTES, Budget, LimitExceeded, ScanLimits, inflate
 from bastion.scan.tensor_files import check_npy, check_safetensors
 
 __all__ = ["Artifact", "FileScan", "Scanner"]
@@ -78,9 +78,6 @@ class _Context:
         self.artifacts: list[Artifact] = []
 
 
-_READ_WHOLE = 16 << 20  # files up to this size are scanned from memory
-
-
 def _digest(stream: IO[bytes]) -> str:
     h = hashlib.sha256()
     stream.seek(0)
@@ -131,9 +128,12 @@ class Scanner:
             with open(path, "rb") as fh:
                 size = _size(fh)
                 stream: IO[bytes] = fh
-                if size <= _READ_WHOLE:  # one read; seeks and small reads then cost no syscall
-                    stream = io.BytesIO(fh.read())
-                digest = _digest(stream) if self.digest else ""
+                if size <= IN_MEMORY_BYTES:
+                    data = fh.read()
+                    digest = hashlib.sha256(data).hexdigest() if self.digest else ""
+                    stream = io.BytesIO(data)
+                else:
+                    digest = _digest(fh) if self.digest else ""
                 try:
                     node = self.scan_blob(stream, None, 0, ctx, _ALL)
                 except LimitExceeded as exc:

@@ -19,7 +19,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
-__all__ = ["Budget", "LimitExceeded", "ScanLimits", "Window", "inflate", "window"]
+__all__ = [
+    "IN_MEMORY_BYTES",
+    "Budget",
+    "LimitExceeded",
+    "ScanLimits",
+    "Window",
+    "inflate",
+    "window",
+]
 
 _CHUNK = 1 << 20
 
@@ -114,7 +122,9 @@ class Window(io.RawIOBase):
         return len(data)
 
 
-_COPY_LIMIT = 16 << 20
+# Files, and parts of in-memory files, up to this size are scanned from memory:
+# one read, then seeks and small reads cost no syscall and no Python-level call.
+IN_MEMORY_BYTES = 16 << 20
 
 
 def window(base: IO[bytes], offset: int, length: int) -> IO[bytes]:
@@ -123,7 +133,7 @@ def window(base: IO[bytes], offset: int, length: int) -> IO[bytes]:
     A part of an in-memory file is copied out (no Python-level reads per call
     after that); a part of a file on disk stays a view, so memory stays bounded.
     """
-    if isinstance(base, io.BytesIO) and length <= _COPY_LIMIT:
+    if isinstance(base, io.BytesIO) and length <= IN_MEMORY_BYTES:
         with base.getbuffer() as view:
             return io.BytesIO(bytes(view[max(0, offset) : max(0, offset + length)]))
     return io.BufferedReader(Window(base, offset, length), 1 << 16)
