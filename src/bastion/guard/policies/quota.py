@@ -107,14 +107,7 @@ class QuotaPolicy(PolicyBase):
                 return self._deny(*over)
             if best is None:
                 return Allow()
-            reset = max(0, math.ceil(self.storage.get_expiry(best[2]) - time.time()))
-            return Allow(
-                headers={
-                    "RateLimit-Limit": str(best[1].amount),
-                    "RateLimit-Remaining": str(best[0]),
-                    "RateLimit-Reset": str(reset),
-                }
-            )
+            return _allow(best[1], best[0], self.storage.get_expiry(best[2]))
         except (StoreError, StorageError) as exc:
             return store_unavailable(self.name, self.options.on_store_error, exc)
 
@@ -137,13 +130,7 @@ class QuotaPolicy(PolicyBase):
                 best = (left, item, until)
         if best is None:
             return Allow()
-        return Allow(
-            headers={
-                "RateLimit-Limit": str(best[1].amount),
-                "RateLimit-Remaining": str(best[0]),
-                "RateLimit-Reset": str(max(0, math.ceil(best[2] - time.time()))),
-            }
-        )
+        return _allow(best[1], best[0], best[2])
 
     def _deny(self, item: RateLimitItem, key: str, mine: bool) -> Deny:
         wait = max(1, math.ceil(self.storage.get_expiry(key) - time.time()))
@@ -160,6 +147,18 @@ class QuotaPolicy(PolicyBase):
             },
             body={"limit": _describe(item), "scope": scope},
         )
+
+
+def _allow(item: RateLimitItem, left: int, until: float) -> Allow:
+    """Allowed, with the RateLimit-* headers of the principal's tightest window."""
+    reset = max(0, math.ceil(until - time.time()))
+    return Allow(
+        headers={
+            "RateLimit-Limit": str(item.amount),
+            "RateLimit-Remaining": str(left),
+            "RateLimit-Reset": str(reset),
+        }
+    )
 
 
 def _never_fits(cost: int, item: RateLimitItem) -> Deny:
