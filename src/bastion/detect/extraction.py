@@ -34,12 +34,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.detect.feeds import Feed, pull
 from bastion.detect.history import Entry, Ring, owner_id
+from bastion.detect.normality import shapiro_w
 from bastion.detect.profile import Profile
 from bastion.detect.similarity import load_profile
 from bastion.guard.policies.detection import Evidence, Observation
 from bastion.guard.stores.base import Store
 
 __all__ = ["ExtractionDetector", "ExtractionOptions"]
+
+PRADA_SAMPLE = 500  # the newest distances the normality test judges
 
 
 class ExtractionOptions(BaseModel):
@@ -61,7 +64,9 @@ class _Principal:
     def __init__(self, history: int, dim: int, cells: int, feed: Feed) -> None:
         self.feed = feed
         self.ring = Ring(history, dim)
-        self.dist: deque[float] = deque(maxlen=history)
+        # distances of genuinely new queries to their nearest same-label predecessor: the
+        # last PRADA_SAMPLE of them are what the normality test judges
+        self.dist: deque[float] = deque(maxlen=PRADA_SAMPLE)
         self.visited = np.zeros(cells, dtype=np.bool_)
         self.labels: dict[int, int] = {}
         self.far = 0
@@ -86,8 +91,9 @@ class ExtractionDetector:
         self._lock = threading.Lock()  # pull, judge, push: one step per process
 
     def memory_bytes(self) -> int:
-        """Bytes held per principal: its history ring plus the distance list."""
-        return Ring(self.opts.history, self.profile.dim).nbytes + 8 * self.opts.history
+        """Bytes held per principal: its history ring plus the distance list (a Python float
+        and its slot: 32 bytes each)."""
+        return Ring(self.opts.history, self.profile.dim).nbytes + 32 * PRADA_SAMPLE
 
     def _state(self, principal: str) -> _Principal:
         st = self.states.get(principal)
@@ -117,8 +123,11 @@ class ExtractionDetector:
                 d2 = st.ring.vec[:n] @ v
                 d2 *= -2.0
                 d2 += st.ring.sq[:n]
-                best = float(d2[same].min()) + vv
-                st.dist.append(float(np.sqrt(max(best, 0.0))))
+                best = float(np.sqrt(max(float(d2[same].min()) + vv, 0.0)))
+                # repeats and near-duplicates are the similarity detector's business; PRADA
+                # judges the spread of genuinely new queries (otherwise every retry bends it)
+                if best > self.profile.radius:
+                    st.dist.append(best)
         c2 = self.cell_sq - 2.0 * (self.cells @ v) + vv
         j = int(c2.argmin())
         st.visited[j] = True
@@ -132,15 +141,9 @@ class ExtractionDetector:
         if st.n < o.min_queries:
             return []
         failed = []
-        d = np.asarray(st.dist, dtype=np.float64)
-        # repeats and near-duplicates are the similarity detector's business; PRADA judges
-        # the spread of genuinely new queries (otherwise every retry bends the distribution)
-        d = d[d > self.profile.radius]
-        if d.size >= o.min_queries and np.ptp(d) > 0:
-            from scipy.stats import shapiro
-
-            w = float(shapiro(d[-500:]).statistic)
-            if w < o.prada_w:
+        if len(st.dist) >= o.min_queries:
+            d = np.fromiter(st.dist, dtype=np.float64, count=len(st.dist))
+            if np.ptp(d) > 0 and shapiro_w(d) < o.prada_w:
                 failed.append("prada")
         counts = np.asarray(list(st.labels.values()), dtype=np.float64)
         n_classes = max(len(st.labels), 2)
@@ -162,7 +165,7 @@ class ExtractionDetector:
 
     def _observe(self, obs: Observation, store: Store) -> Evidence | None:
         x = next(iter(obs.inputs.values()))
-        vecs = self.profile.encode(x)
+        vecs = self.profile.features(x, obs.memo)
         labels = np.asarray(obs.prediction.labels).reshape(-1)
         st = self._state(obs.principal)
         me = owner_id(obs.principal)

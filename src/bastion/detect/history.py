@@ -87,6 +87,8 @@ class Ring:
         # first lead+1 columns are one contiguous block: one product gives every lower bound
         self._data = np.zeros((capacity, dim + 1), dtype=np.float32, order="F")
         self.vec = self._data[:, 1:]
+        self._lead = self._data[:, : self.lead + 1]
+        self._q = np.ones(self.lead + 1, dtype=np.float32)  # the query side of the bound
         self.sq = np.zeros(capacity, dtype=np.float32)
         self.time = np.full(capacity, -np.inf)
         self.owner = np.zeros(capacity, dtype=np.int64)
@@ -110,9 +112,10 @@ class Ring:
         i = self.cursor
         v = e.vector
         self.vec[i] = v
-        lead = float(v[: self.lead] @ v[: self.lead])
+        head, tail = v[: self.lead], v[self.lead :]
+        lead = float(np.dot(head, head))
         self._data[i, 0] = lead
-        self.sq[i] = lead + float(v[self.lead :] @ v[self.lead :])
+        self.sq[i] = lead + float(np.dot(tail, tail))
         if self.suspect[i] and i < self.size:  # a suspect entry is overwritten
             old = int(self.owner[i])
             self.suspects -= 1
@@ -147,22 +150,21 @@ class Ring:
         if n == 0:
             return EMPTY
         r2 = radius * radius
-        q = np.empty(self.lead + 1, dtype=np.float32)
-        q[0] = 1.0
-        np.multiply(v[: self.lead], -2.0, out=q[1:])
-        vv_lead = 0.25 * float(q[1:] @ q[1:])
+        q, head = self._q, v[: self.lead]
+        np.multiply(head, -2.0, out=q[1:])
+        vv_lead = float(np.dot(head, head))
         # |x_lead|² - 2 x_lead·v_lead + |v_lead|² is an exact lower bound of |x - v|²; a
         # little slack for float32 rounding
-        low = self._data[:n, : self.lead + 1] @ q
-        hit = (low <= r2 - vv_lead + 1e-4 * (r2 + vv_lead) + 1e-6).nonzero()[0]
+        low = np.dot(self._lead[:n], q)
+        hit = np.flatnonzero(low <= r2 - vv_lead + 1e-4 * (r2 + vv_lead) + 1e-6)
         if hit.size and keep is not None:
             hit = hit[keep(hit)]
         if hit.size == 0 or (unless is not None and not unless(hit)):
             return EMPTY
-        d2 = self.vec[hit] @ v
+        d2 = np.dot(self.vec[hit], v)
         d2 *= -2.0
         d2 += self.sq[hit]
-        d2 += float(v @ v)
+        d2 += float(np.dot(v, v))
         inside = d2 <= r2
         if self.ttl_s is not None:
             inside &= self.time[hit] >= now - self.ttl_s
@@ -172,11 +174,11 @@ class Ring:
                 return EMPTY
         # identical inputs are at exactly the same distance: distinct distances, distinct inputs
         within = len(set(d2[d2 > r2 * 1e-6].tolist()))
-        if hit.size > k:
-            part = np.argpartition(d2, k - 1)[:k]
-            hit, d2 = hit[part], d2[part]
-        if hit.size > 1:
-            order = np.argsort(d2)
+        if hit.size > 1:  # closest first; a partition first only when there are many
+            if hit.size > 8 * k:
+                part = np.argpartition(d2, k - 1)[:k]
+                hit, d2 = hit[part], d2[part]
+            order = np.argsort(d2)[:k]
             hit, d2 = hit[order], d2[order]
         dist = np.sqrt(np.maximum(d2, 0.0, out=d2), out=d2)
         return Neighbours(
@@ -204,10 +206,10 @@ class Ring:
         else:
             slots = np.r_[self.capacity - (n - c) : self.capacity, 0:c]
             vec, sq = self.vec[slots], self.sq[slots]
-        d2 = vec @ v
+        d2 = np.dot(vec, v)
         d2 *= -2.0
         d2 += sq
-        d2 += float(v @ v)
+        d2 += float(np.dot(v, v))
         # identical inputs are at identical distances (a set of a dozen floats: no numpy unique)
         return len(set(d2[(d2 > inner * inner) & (d2 <= outer * outer)].tolist()))
 

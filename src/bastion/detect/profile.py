@@ -9,6 +9,7 @@ never runs code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,18 +90,19 @@ class Profile:
         one (input × dim) matrix; only the per-image contrast normalisation is not.
         """
         a = np.asarray(x, dtype=np.float32)
-        w, colsum, bias = self._folded()
+        w, colsum, bias = self.__dict__.get("_fold") or self._folded()
         n = w.shape[0]
         flat = a.reshape(a.size // n, n)
-        if not self.is_image:
-            out = flat @ w
+        if colsum is None:  # rows: standardisation and projection only
+            out: F32 = np.dot(flat, w)
             out -= bias
             return out
         # one product gives the projection and (last column) each row's sum
-        proj = flat @ w
+        proj = np.dot(flat, w)
         mu = proj[:, -1:] / n
         if flat.shape[0] == 1:
-            ms = float(flat[0] @ flat[0]) / n
+            row = flat[0]
+            ms = float(np.dot(row, row)) / n
         else:
             ms = np.einsum("ij,ij->i", flat, flat)[:, None] / n
         sd = np.sqrt(np.maximum(ms - mu * mu, 0.0)) + 1e-3
@@ -109,7 +111,30 @@ class Profile:
         centred -= bias
         return centred
 
-    def _folded(self) -> tuple[F32, F32, F32]:
+    def features(self, x: npt.NDArray[Any], memo: dict[Any, Any]) -> F32:
+        """`encode(x)`, once per observation: detectors fitted on the same profile (similarity
+        and extraction usually are) share the features through the observation's `memo`."""
+        key = ("features", self.digest)
+        got = memo.get(key)
+        if got is None:
+            got = memo[key] = self.encode(x)
+        return got
+
+    @property
+    def digest(self) -> str:
+        """Identifies the feature map: two profiles loaded from one file share it."""
+        cached = self.__dict__.get("_digest")
+        if cached is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(repr((self.shape, self.pool)).encode())
+            for a in (self.mean, self.scale, self.components):
+                h.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
+            cached = h.hexdigest()
+            object.__setattr__(self, "_digest", cached)
+        return cached
+
+    def _folded(self) -> tuple[F32, F32 | None, F32]:
+        """(input × dim) matrix, the column sums images need (None for rows), the bias."""
         cached = self.__dict__.get("_fold")
         if cached is None:
             n_in = int(np.prod(self.shape))
@@ -128,7 +153,7 @@ class Profile:
                 w_m = np.hstack([w_m, np.ones((n_in, 1), dtype=np.float32)])
             cached = (
                 np.ascontiguousarray(w_m, dtype=np.float32),
-                w_m[:, : self.dim].sum(axis=0).astype(np.float32),
+                w_m[:, : self.dim].sum(axis=0).astype(np.float32) if self.is_image else None,
                 bias.astype(np.float32),
             )
             object.__setattr__(self, "_fold", cached)

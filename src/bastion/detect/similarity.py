@@ -201,7 +201,7 @@ class SimilarityDetector:
 
     def _observe(self, obs: Observation, store: Store) -> Evidence | None:
         x = next(iter(obs.inputs.values()))
-        vecs = self.profile.encode(x)
+        vecs = self.profile.features(x, obs.memo)
         labels = np.asarray(obs.prediction.labels).reshape(-1)
         track = self._track(obs.principal)
         if self.opts.persist:

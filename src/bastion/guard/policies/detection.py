@@ -49,6 +49,9 @@ class Observation:
     inputs: dict[str, npt.NDArray[Any]]
     prediction: Prediction
     time: float
+    # what one detector derived from the inputs that another can reuse (the same profile's
+    # features): every detector of the policy sees the same observation, in turn
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
