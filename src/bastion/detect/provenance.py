@@ -62,6 +62,20 @@ class Link:
     root: int = 0  # the parent's lineage; 0 when the query starts a new one
 
 
+_TIE = 1e-3  # relative difference of two distances that float32 features cannot resolve
+
+
+def _parent(own: Neighbours) -> int:
+    """Which of the own neighbours (closest first) a query descends from: the nearest, and
+    among neighbours equally near, the deepest. A bisection's midpoint lies exactly halfway
+    between the last midpoint and an end point; it continues the search, not the end point's
+    lineage (which tie float32 rounding broke used to be chance)."""
+    if own.dist.size < 2 or own.dist[1] > own.dist[0] * (1 + _TIE):
+        return 0
+    tied = own.dist <= own.dist[0] * (1 + _TIE)
+    return int(np.argmax(np.where(tied, own.depth, -1)))
+
+
 def link(
     own: Neighbours,
     glob: Neighbours,
@@ -92,8 +106,9 @@ def link(
         step, depth, pstep = float(g_dist[j]), int(g_depth[j]) + 1, float(g_step[j])
         root = int(g_root[j])
     else:
-        step, depth, pstep = float(own.dist[0]), int(own.depth[0]) + 1, float(own.step[0])
-        root = int(own.root[0])
+        j = _parent(own)
+        step, depth, pstep = float(own.dist[j]), int(own.depth[j]) + 1, float(own.step[j])
+        root = int(own.root[j])
     if step <= exact:  # a verbatim repeat adds nothing to the lineage
         return Link(depth - 1, pstep, w.repeat, ("repeat",), root)
     score, pats = w.linked, ["linked"]
@@ -107,7 +122,8 @@ def link(
         score, pats = score + w.flip, [*pats, "boundary_hugging"]
     if own.within >= w.crowd_at:
         score, pats = score + w.crowd, [*pats, "crowding"]
-    if pstep > 0 and step > exact and step < 0.5 * pstep and depth >= 2:
+    # (a bisection halves its step exactly: half counts as shrinking, rounding aside)
+    if pstep > 0 and step > exact and step <= 0.5 * pstep * (1 + _TIE) and depth >= 2:
         score, pats = score + w.shrink, [*pats, "shrinking_steps"]
     if use_glob:
         score, pats = score + w.sybil, [*pats, "cross_principal"]
