@@ -52,7 +52,15 @@ class ExtractionOptions(BaseModel):
     history: int = Field(default=2000, ge=16, description="queries remembered per principal")
     min_queries: int = Field(default=30, ge=8, description="no verdict before this many")
     check_every: int = Field(default=5, ge=1)
-    prada_w: float = Field(default=0.45, ge=0, lt=1, description="Shapiro-Wilk W alarm level")
+    prada_w: float = Field(default=0.6, ge=0, lt=1, description="Shapiro-Wilk W alarm level")
+    prada_fence: float = Field(
+        default=3.0,
+        gt=0,
+        description="distances beyond Q3 + this × IQR (rare far items) are left out of the test",
+    )
+    prada_trim: float = Field(
+        default=0.05, ge=0, lt=0.5, description="... but at most this share of the sample"
+    )
     coverage: float = Field(default=0.6, gt=0, le=1, description="share of cells visited")
     entropy: float = Field(default=0.9, gt=0, le=1, description="label entropy / log(classes)")
     off_manifold: float = Field(default=0.3, gt=0, le=1, description="share far from benign")
@@ -168,6 +176,21 @@ class ExtractionDetector:
         for e in batch:
             ring.add(e)
 
+    def prada_statistic(self, dist: deque[float]) -> float:
+        """W of the principal's new-query distances without a few far-out ones (1 when
+        undefined). A natural catalogue has rare items far from everything: each sent adds
+        one huge distance, and a single one drags W of an otherwise normal sample from 0.9
+        to 0.4. At most `prada_trim` of the sample is left out, so the natural distances
+        among an extractor's lump of small synthetic steps (the bend PRADA looks for) stay
+        in even when the lump is most of the sample."""
+        d = np.sort(np.fromiter(dist, dtype=np.float64, count=len(dist)))
+        q1, q3 = np.percentile(d, (25.0, 75.0))
+        far = int(np.count_nonzero(d > q3 + self.opts.prada_fence * (q3 - q1)))
+        d = d[: d.size - min(far, int(np.ceil(self.opts.prada_trim * d.size)))]
+        if d.size < 3 or d[-1] <= d[0]:
+            return 1.0
+        return shapiro_w(d)
+
     def verdict(self, st: _Principal) -> list[str]:
         """Which tests the principal fails now (empty while it looks benign)."""
         o = self.opts
@@ -175,10 +198,8 @@ class ExtractionDetector:
             return []
         self._settle(st)
         failed = []
-        if len(st.dist) >= o.min_queries:
-            d = np.fromiter(st.dist, dtype=np.float64, count=len(st.dist))
-            if np.ptp(d) > 0 and shapiro_w(d) < o.prada_w:
-                failed.append("prada")
+        if len(st.dist) >= o.min_queries and self.prada_statistic(st.dist) < o.prada_w:
+            failed.append("prada")
         counts = np.asarray(list(st.labels.values()), dtype=np.float64)
         n_classes = max(len(st.labels), 2)
         p = counts / counts.sum()
