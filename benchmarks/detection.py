@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,9 +29,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from bastion.detect.calibration import campaign_peaks, trigger_for  # noqa: E402
+from bastion.detect.calibration import (  # noqa: E402
+    campaign_peaks,
+    flagged,
+    level_for,
+    prada_levels,
+    trigger_for,
+)
 from bastion.detect.campaigns import BASTION_ATTACKS  # noqa: E402
-from bastion.detect.evaluation import EvalPlan, EvalResult, evaluate  # noqa: E402
+from bastion.detect.evaluation import (  # noqa: E402
+    CONFIGURATIONS,
+    DOMAIN_CONFIGURATION,
+    EvalPlan,
+    EvalResult,
+    evaluate,
+)
 from bastion.detect.extraction import ExtractionDetector, ExtractionOptions  # noqa: E402
 from bastion.detect.fingerprint import FingerprintDetector, FingerprintOptions  # noqa: E402
 from bastion.detect.profile import fit_profile  # noqa: E402
@@ -88,16 +101,38 @@ def cost(task_name: str, history: int = 10_000, calls: int = 1000) -> list[tuple
     return out  # type: ignore[return-value]
 
 
-def calibrate(tasks: tuple[str, ...], n: int) -> None:
-    """The similarity trigger from benign streams drawn from the fit data (disjoint from the
-    evaluation's benign streams): false positives per trigger and the smallest for 0.1 %."""
+def calibrate(tasks: tuple[str, ...], n: int, configurations: tuple[str, ...] | None) -> None:
+    """Thresholds from benign streams drawn from the fit data (disjoint from the evaluation's
+    benign streams): false positives per similarity trigger and per PRADA alarm level, the
+    trigger and level for 0.1 %, and each named configuration's flagged principals end to end
+    (through a guard with the evaluation's actions)."""
     print(f"calibration: {n} benign principals per task, drawn from the profile's fit data")
-    for task_name in tasks:
-        task = load_task(task_name)
-        peaks = campaign_peaks(task, fit_profile(task.x_fit, shape=task.shape), n)
-        rates = "  ".join(f"{t}: {int((peaks >= t).sum())}" for t in (2.4, 2.6, 2.8, 3.0, 3.2))
-        print(f"{task_name:9} flagged per trigger  {rates};  smallest trigger for <= 0.1 %: "
-              f"{trigger_for(peaks, 0.001):g}")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bastion-calibrate-") as tmp:
+        for task_name in tasks:
+            task = load_task(task_name)
+            profile = fit_profile(task.x_fit, shape=task.shape)
+            for conf in configurations or (DOMAIN_CONFIGURATION[task.domain],):
+                sim = next(e for e in CONFIGURATIONS[conf] if e["kind"] == "similarity")
+                weights = sim.get("weights", {})
+                peaks = campaign_peaks(task, profile, n, weights=weights)
+                rates = "  ".join(f"{t}: {int((peaks >= t).sum())}" for t in (2.2, 2.4, 2.6, 2.8))
+                print(f"{task_name:9} {conf:22} similarity flagged per trigger  {rates};  "
+                      f"smallest trigger for <= 0.1 %: {trigger_for(peaks, 0.001):g}")  # fmt: skip
+            levels = prada_levels(task, profile, n)
+            rates = "  ".join(f"{w}: {int((levels < w).sum())}" for w in (0.45, 0.55, 0.65, 0.75))
+            print(f"{task_name:9} PRADA flagged per alarm level  {rates};  lowest "
+                  f"{levels.min():.3f}; highest level for <= 0.1 %: "
+                  f"{level_for(levels, 0.001):g}")  # fmt: skip
+            path = Path(tmp) / f"{task_name}.profile.json"
+            profile.save(path)
+            for conf in configurations or (DOMAIN_CONFIGURATION[task.domain],):
+                entries = [
+                    {k: (str(path) if v == "{profile}" else v) for k, v in e.items()}
+                    for e in CONFIGURATIONS[conf]
+                ]
+                hit = flagged(task, entries, n)
+                print(f"{task_name:9} {conf:22} end to end: {len(hit)}/{n} flagged "
+                      f"({len(hit) / n:.2%}) {' '.join(hit[:10])}")  # fmt: skip
 
 
 def _result(d: dict[str, object]) -> EvalResult:
@@ -135,7 +170,8 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.calibrate:
-        calibrate(tuple(args.task or ("digits32", "cancer")), args.calibrate)
+        confs = tuple(args.configuration) if args.configuration else None
+        calibrate(tuple(args.task or ("digits32", "cancer")), args.calibrate, confs)
         return
     q = args.quick
     plan = EvalPlan(

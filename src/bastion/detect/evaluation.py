@@ -30,7 +30,7 @@ from bastion.detect.profile import fit_profile
 from bastion.detect.streams import benign_streams, load_task
 from bastion.errors import TargetError
 
-__all__ = ["CONFIGURATIONS", "EvalPlan", "EvalResult", "evaluate"]
+__all__ = ["CONFIGURATIONS", "DOMAIN_CONFIGURATION", "EvalPlan", "EvalResult", "evaluate"]
 
 # name -> detector entries as in guard.yaml ("{profile}" is replaced by the fitted profile)
 CONFIGURATIONS: dict[str, list[dict[str, Any]]] = {
@@ -51,6 +51,8 @@ CONFIGURATIONS: dict[str, list[dict[str, Any]]] = {
     ],
     "fingerprint": [{"kind": "fingerprint", "salt": "eval"}],
 }
+# the configuration named for each domain (guard plans write it; calibration checks it)
+DOMAIN_CONFIGURATION = {"image": "similarity+extraction", "tabular": "rows+extraction"}
 
 
 @dataclass
