@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bastion.detect.calibration import campaign_peaks, trigger_for
+from bastion.detect.calibration import campaign_peaks, flagged, level_for, prada_levels, trigger_for
 from bastion.detect.profile import Profile
 from bastion.detect.streams import Task
 
@@ -25,3 +25,24 @@ def test_calibration_peaks_of_benign_rows_stay_below_the_default_trigger(
     peaks = campaign_peaks(cancer, Profile.load(cancer_profile), 60, seed=7)
     assert peaks.shape == (60,) and peaks.max() > 0  # edits and bursts do score
     assert float(np.mean(peaks >= 2.4)) <= 1 / 60
+
+
+def test_prada_levels_of_benign_rows_stay_above_the_default_alarm_level(
+    cancer: Task, cancer_profile: Path
+) -> None:
+    levels = prada_levels(cancer, Profile.load(cancer_profile), 40, seed=7)
+    assert levels.shape == (40,) and levels.min() > 0.6
+    assert level_for(np.array([0.3, 0.62, 0.8, 0.9]), 0.25) == 0.6  # 0.3 may fail, 0.62 not
+    assert level_for(np.array([0.3, 0.62, 0.8, 0.9]), 0.0) == 0.25
+
+
+def test_the_rows_configuration_flags_no_benign_fit_data_principal(
+    cancer: Task, cancer_profile: Path
+) -> None:
+    from bastion.detect.evaluation import CONFIGURATIONS
+
+    entries = [
+        {k: (str(cancer_profile) if v == "{profile}" else v) for k, v in e.items()}
+        for e in CONFIGURATIONS["rows+extraction"]
+    ]
+    assert flagged(cancer, entries, 30, seed=11) == []

@@ -110,3 +110,17 @@ def test_crowding_counts_distinct_inputs_and_spread_counts_a_recent_swarm() -> N
     assert swarm.spread(centre, 12, inner=0.5, outer=0.9) == 0
     swarm.add(Entry(swarm.vec[5].copy(), 0.0, 1, 0, 0, 0.0))  # a re-sent input counts once
     assert swarm.spread(centre, 12, inner=0.5, outer=1.5) == 6
+
+
+def test_a_resent_input_far_from_the_origin_is_at_distance_zero_and_no_crowd() -> None:
+    """|x|² - 2x·v + |v|² in float32 left a re-send of a vector with |v| ≈ 20 some 1e-2 away,
+    which provenance read as an edit (linked, shrinking) and crowding as another input."""
+    rng = np.random.default_rng(5)
+    ring = Ring(50, 32)
+    far = (rng.normal(size=32) * 4).astype(np.float32)
+    for _ in range(6):
+        ring.add(Entry(far + rng.normal(size=32).astype(np.float32), 0.0, 1, 0, 0, 0.0))
+    ring.add(Entry(far, 0.0, 1, 0, 0, 0.0))
+    nb = ring.nearest(far.copy(), 4, radius=1e3, now=1.0)
+    assert nb.dist[0] == 0.0
+    assert nb.within == 6  # the others, not the re-sent input itself

@@ -90,3 +90,19 @@ def test_extraction_measures_batched_queries_as_it_would_one_by_one(first_check:
     assert set(np.flatnonzero(st.visited).tolist()) == visited
     assert st.far == far > 0
     assert st.n == len(xs)
+
+
+def test_prada_ignores_one_rare_far_item_but_not_a_lump_of_synthetic_steps() -> None:
+    from collections import deque
+
+    from bastion.detect.extraction import ExtractionDetector, ExtractionOptions
+
+    rng = np.random.default_rng(0)
+    prof = fit_profile(rng.normal(size=(300, 6)), dim=6, n_cells=8)
+    det = ExtractionDetector(ExtractionOptions(profile="-"), profile=prof)
+    natural = np.r_[rng.normal(3.0, 0.8, 50), 22.0]  # one item far from everything else
+    assert shapiro_w(natural) < 0.45 < 0.9 < det.prada_statistic(deque(natural))
+    # 90 small synthetic steps and 10 natural distances: the natural ones are far out of the
+    # lump, and stay in (at most 5 % are left out), so the bend shows
+    lump = np.r_[rng.normal(0.8, 0.05, 90), rng.normal(3.5, 0.8, 10)]
+    assert det.prada_statistic(deque(lump)) < det.opts.prada_w

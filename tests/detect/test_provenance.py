@@ -44,3 +44,24 @@ def test_weights_are_configurable_and_unknown_ones_are_a_config_error(
     assert det.det.weights.flip == 0.4 and det.det.weights.crowd_at == 5
     with pytest.raises(ConfigError, match="unknown weights"):
         Arena(cancer, [{**entry, "weights": {"flipp": 1}}])
+
+
+def test_a_bisection_midpoint_continues_the_search_and_its_halving_is_shrinking() -> None:
+    """A binary search's midpoint is exactly as near to the last midpoint as to the end point:
+    it descends from the deeper of the two, and its step, half the last one, shrinks."""
+    import numpy as np
+
+    from bastion.detect.history import Entry, Ring
+    from bastion.detect.provenance import Weights, link
+
+    ring = Ring(16, 2)
+    end, mid = np.array([0.0, 0.0], np.float32), np.array([0.4, 0.0], np.float32)
+    ring.add(Entry(end, 0.0, 1, 0, 0, 0.0, root=11))  # an end point, its own lineage
+    ring.add(Entry(np.array([0.8, 0.0], np.float32), 0.0, 1, 1, 0, 0.0, root=22))
+    ring.add(Entry(mid, 0.0, 1, 1, 1, 0.4, root=22))  # the first midpoint (depth 1)
+    nxt = np.array([0.2, 0.0], np.float32)  # halfway between the end point and the midpoint
+    own = ring.nearest(nxt, 8, radius=0.5, now=1.0)
+    assert own.dist[0] == pytest.approx(own.dist[1])
+    ln = link(own, own, 1, 0, 0.5, Weights())
+    assert ln.root == 22 and ln.depth == 2
+    assert "shrinking_steps" in ln.patterns and "boundary_hugging" in ln.patterns
