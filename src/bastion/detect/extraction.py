@@ -138,19 +138,18 @@ class ExtractionDetector:
         # (squared distance - |query|²) to the nearest same-label predecessor, per query
         best = np.full(m, np.inf, dtype=np.float32)
         n, cap = ring.size, ring.capacity
-        order = np.arange(m)
-        if n:
-            d2 = ring.vec[:n] @ vecs.T
+        if n:  # one row per query, so each minimum runs over contiguous memory
+            d2 = vecs @ ring.vec[:n].T
             d2 *= -2.0
-            d2 += ring.sq[:n, None]
-            d2[ring.label[:n, None] != labels[None, :]] = np.inf
-            if n + m - 1 > cap:  # a full ring: the batch's own earlier queries evict the oldest
-                age = (np.arange(n) - ring.cursor) % cap if n == cap else np.arange(n)
-                d2[age[:, None] < (n + order - cap)[None, :]] = np.inf
-            best = d2.min(axis=0)
+            d2 += ring.sq[:n]
+            other = ring.label[:n] != labels[:, None]
+            oldest = (ring.cursor - n) % cap
+            for j in range(max(0, cap - n + 1), m):  # the batch's own earlier queries have
+                other[j, (oldest + np.arange(n + j - cap)) % cap] = True  # evicted these
+            best = np.where(other, np.inf, d2).min(axis=1)
         if m > 1:
             b2 = vv[:, None] - 2.0 * (vecs @ vecs.T)  # [i, j]: query i as predecessor of j
-            gap = order[None, :] - order[:, None]
+            gap = np.arange(m)[None, :] - np.arange(m)[:, None]
             b2[~((gap > 0) & (gap <= cap) & (labels[:, None] == labels))] = np.inf
             best = np.minimum(best, b2.min(axis=0))
         dist = np.sqrt(np.maximum(best + vv, 0.0))
@@ -176,8 +175,8 @@ class ExtractionDetector:
         self._settle(st)
         failed = []
         if len(st.dist) >= o.min_queries:
-            d = np.fromiter(st.dist, dtype=np.float64, count=len(st.dist))
-            if np.ptp(d) > 0 and shapiro_w(d) < o.prada_w:
+            d = np.sort(np.fromiter(st.dist, dtype=np.float64, count=len(st.dist)))
+            if d[-1] > d[0] and shapiro_w(d, presorted=True) < o.prada_w:
                 failed.append("prada")
         counts = np.asarray(list(st.labels.values()), dtype=np.float64)
         n_classes = max(len(st.labels), 2)
