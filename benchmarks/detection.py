@@ -36,7 +36,7 @@ from bastion.detect.fingerprint import FingerprintDetector, FingerprintOptions  
 from bastion.detect.profile import fit_profile  # noqa: E402
 from bastion.detect.report import render_html  # noqa: E402
 from bastion.detect.similarity import SimilarityDetector, SimilarityOptions  # noqa: E402
-from bastion.detect.streams import load_task  # noqa: E402
+from bastion.detect.streams import TASKS, load_task  # noqa: E402
 from bastion.guard.policies.detection import Observation  # noqa: E402
 from bastion.guard.request import Prediction  # noqa: E402
 from bastion.guard.stores.memory import MemoryStore  # noqa: E402
@@ -142,7 +142,7 @@ def main() -> None:
     ap.add_argument("--json", default="detect-bench.json", help="raw results (written first)")
     ap.add_argument("--from-json", default=None, help="re-print a previous run's results")
     # subsets, for iterating on one detector or stream (the defaults are the full run)
-    ap.add_argument("--task", action="append", choices=["digits32", "cancer"], default=None)
+    ap.add_argument("--task", action="append", choices=list(TASKS), default=None)
     ap.add_argument("--configuration", action="append", default=None, help="repeatable")
     ap.add_argument("--attack", action="append", default=None, help="bastion attack; repeatable")
     ap.add_argument("--no-art", action="store_true", help="skip ART's attacks")
@@ -168,7 +168,7 @@ def main() -> None:
         cost_table(tuple(args.task or ("digits32", "cancer")), 300 if q else 1000)
         return
     plan = EvalPlan(
-        tasks=tuple(args.task or ("digits32", "cancer")),
+        tasks=tuple(args.task or TASKS),
         # fingerprint costs ~1-3 ms/query in Python: in the full run only with --fingerprint
         configurations=tuple(
             args.configuration
@@ -224,9 +224,16 @@ def main() -> None:
                       f"{verdict(r['success_with_detector'] <= 0.04)}")  # fmt: skip
         for e in res.extraction:
             ok = e["detected_at"] is not None and e["fidelity_at_detection"] < 0.8
+            best = max((f for _, f in e["curve"]), default=0.0)
+            # a copy that never got good within the budget: the target cannot fail or pass
+            outcome = (
+                verdict(ok)
+                if ok or e["queries_to_fidelity_0.8"] is not None
+                else f"n/a: the copy never reached 0.8 (best {best:.2f})"
+            )
             print(f"extraction {e['strategy']:9}: detected at {e['detected_at']}, fidelity then "
                   f"{e['fidelity_at_detection']:.2f}, fidelity 0.8 at "
-                  f"{e['queries_to_fidelity_0.8']} -> {verdict(ok)}")  # fmt: skip
+                  f"{e['queries_to_fidelity_0.8']} -> {outcome}")  # fmt: skip
         print(f"detector cost inline (benign traffic): {res.cost_ms:.3f} ms/query; memory "
               f"{res.memory_bytes_per_principal / 1024:.0f} KiB per principal")  # fmt: skip
     if args.no_cost:

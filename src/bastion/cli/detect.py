@@ -73,7 +73,7 @@ def fit(
 
 @detect_app.command("eval")
 def eval_(
-    task: Annotated[list[str] | None, typer.Option(help="digits32 and/or cancer.")] = None,
+    task: Annotated[list[str] | None, typer.Option(help="digits32, cancer and/or rows8.")] = None,
     configuration: Annotated[
         list[str] | None, typer.Option("--configuration", help="Detector configuration(s).")
     ] = None,
