@@ -16,9 +16,11 @@ Three tests, each calibrated on benign traffic:
 
 All three are computed from a principal's queries in arrival order, so guard
 replicas share them by sharing the queries: before judging, each replica pulls
-the ones the others answered since its last look (see `history.Feed`) and
-replays them, and a check falls due on every `check_every`-th query of the
-union, whichever replica answers it.
+the ones the others answered since its last look (see `feeds.Feed`) and
+counts them, and a check falls due on every `check_every`-th query of the
+union, whichever replica answers it. Queries are measured (distance to their
+predecessors, nearest cell) in one batch when a check falls due, since only
+the checks read those measurements.
 """
 
 from __future__ import annotations
