@@ -149,6 +149,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=None, help="runs per attack")
     ap.add_argument("--benign", type=int, default=None, help="benign principals")
     ap.add_argument("--adaptive-runs", type=int, default=None, help="0 skips the adaptive one")
+    ap.add_argument(
+        "--benign-after", type=int, default=None, help="benign principals after the attacks"
+    )
     ap.add_argument("--no-extraction", action="store_true")
     ap.add_argument("--no-cost", action="store_true", help="skip the 10,000-history cost table")
     ap.add_argument("--cost-only", action="store_true", help="only the cost table")
@@ -185,6 +188,7 @@ def main() -> None:
         adaptive_accounts=10,
         extraction=() if args.no_extraction else ("natural", "random", "synthetic"),
         extraction_budget=500 if q else 600,
+        benign_after=args.benign_after if args.benign_after is not None else (50 if q else 300),
     )
     t0 = time.time()
     if args.from_json:
@@ -216,6 +220,11 @@ def main() -> None:
               f"{verdict(len(det) == runs and med <= 10)}")  # fmt: skip
         print(f"benign FPR: {res.benign_flagged}/{res.benign_principals} principals = "
               f"{res.fpr:.2%} (target <= 0.1 %) -> {verdict(res.fpr <= 0.001)}")  # fmt: skip
+        if res.benign_after_principals:
+            after = res.benign_after_flagged / res.benign_after_principals
+            print(f"benign users after the attacks: {res.benign_after_flagged}/"
+                  f"{res.benign_after_principals} flagged = {after:.2%} (target <= 0.1 %) -> "
+                  f"{verdict(after <= 0.001)}")  # fmt: skip
         for r in res.rows:
             if "adaptive" in r["source"]:
                 print(f"adaptive success at {plan.adaptive_budget} queries: "
