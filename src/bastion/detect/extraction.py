@@ -16,9 +16,11 @@ Three tests, each calibrated on benign traffic:
 
 All three are computed from a principal's queries in arrival order, so guard
 replicas share them by sharing the queries: before judging, each replica pulls
-the ones the others answered since its last look (see `history.Feed`) and
-replays them, and a check falls due on every `check_every`-th query of the
-union, whichever replica answers it.
+the ones the others answered since its last look (see `feeds.Feed`) and
+counts them, and a check falls due on every `check_every`-th query of the
+union, whichever replica answers it. Queries are measured (distance to their
+predecessors, nearest cell) in one batch when a check falls due, since only
+the checks read those measurements.
 """
 
 from __future__ import annotations
@@ -146,19 +148,18 @@ class ExtractionDetector:
         # (squared distance - |query|²) to the nearest same-label predecessor, per query
         best = np.full(m, np.inf, dtype=np.float32)
         n, cap = ring.size, ring.capacity
-        order = np.arange(m)
-        if n:
-            d2 = ring.vec[:n] @ vecs.T
+        if n:  # one row per query, so each minimum runs over contiguous memory
+            d2 = vecs @ ring.vec[:n].T
             d2 *= -2.0
-            d2 += ring.sq[:n, None]
-            d2[ring.label[:n, None] != labels[None, :]] = np.inf
-            if n + m - 1 > cap:  # a full ring: the batch's own earlier queries evict the oldest
-                age = (np.arange(n) - ring.cursor) % cap if n == cap else np.arange(n)
-                d2[age[:, None] < (n + order - cap)[None, :]] = np.inf
-            best = d2.min(axis=0)
+            d2 += ring.sq[:n]
+            other = ring.label[:n] != labels[:, None]
+            oldest = (ring.cursor - n) % cap
+            for j in range(max(0, cap - n + 1), m):  # the batch's own earlier queries have
+                other[j, (oldest + np.arange(n + j - cap)) % cap] = True  # evicted these
+            best = np.where(other, np.inf, d2).min(axis=1)
         if m > 1:
             b2 = vv[:, None] - 2.0 * (vecs @ vecs.T)  # [i, j]: query i as predecessor of j
-            gap = order[None, :] - order[:, None]
+            gap = np.arange(m)[None, :] - np.arange(m)[:, None]
             b2[~((gap > 0) & (gap <= cap) & (labels[:, None] == labels))] = np.inf
             best = np.minimum(best, b2.min(axis=0))
         dist = np.sqrt(np.maximum(best + vv, 0.0))
@@ -189,7 +190,7 @@ class ExtractionDetector:
         d = d[: d.size - min(far, int(np.ceil(self.opts.prada_trim * d.size)))]
         if d.size < 3 or d[-1] <= d[0]:
             return 1.0
-        return shapiro_w(d)
+        return shapiro_w(d, presorted=True)
 
     def verdict(self, st: _Principal) -> list[str]:
         """Which tests the principal fails now (empty while it looks benign)."""
