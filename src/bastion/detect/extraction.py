@@ -6,7 +6,8 @@ Three tests, each calibrated on benign traffic:
   to the principal's closest earlier query of the same predicted class is, for
   natural traffic, roughly normally distributed; synthetic extraction queries
   (Jacobian augmentation, noise, active learning around a seed set) bend that
-  distribution, which a Shapiro–Wilk statistic below `prada_w` shows;
+  distribution, which a Shapiro–Wilk statistic below `prada_w` shows (a few
+  far-out distances, rare catalogue items, are left out of it);
 * coverage: the number of distinct benign-fitted cells a principal has visited
   and the entropy of the labels it has been told — ordinary users ask about a
   few things, an extractor (also a Knockoff-style one using natural data) must
