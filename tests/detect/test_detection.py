@@ -166,3 +166,22 @@ def test_extraction_with_synthetic_and_natural_queries_is_detected_before_a_good
         assert tally.detected_at is not None, strategy
         assert tally.extra["fidelity_at_detection"] < 0.8
         assert not tally.success
+
+
+def test_art_runs_are_reproducible_and_leave_the_global_rngs_as_they_were(
+    digits: Task, digits_profile: Path
+) -> None:
+    pytest.importorskip("art")
+    import random
+
+    i = victims(Arena(digits, []), 1)[0]
+    np_before, py_before = np.random.get_state()[1].copy(), random.getstate()
+    runs = []
+    for _ in range(2):  # a fresh guard each time: the same attack must send the same queries
+        arena = Arena(digits, [{"kind": "similarity", "profile": str(digits_profile)}])
+        for attack in ("art-square", "art-hopskipjump"):
+            t = art_run(arena, attack, i, budget=120)
+            runs.append((attack, t.queries, t.detected_at, t.success))
+    assert runs[:2] == runs[2:]
+    assert np.array_equal(np.random.get_state()[1], np_before)
+    assert random.getstate() == py_before
