@@ -53,7 +53,7 @@ class Weights:
     swarm_at: int = 3
     # per swarm member beyond `swarm_at`: Square's L∞ squares on images land 1-3 radii from
     # the point they perturb, so the swarm is most of what its first queries leave behind
-    swarm_each: float = 0.05
+    swarm_each: float = 0.1
 
 
 @dataclass(frozen=True)
