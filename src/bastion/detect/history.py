@@ -203,9 +203,7 @@ class Ring:
         if n == 0:
             return 0
         c = self.cursor
-        if n == self.size:  # all of them (a ring as small as the window): order is irrelevant
-            vec, sq = self.vec[:n], self.sq[:n]
-        elif c >= n:  # the common case: the last entries are one block, no gather
+        if c >= n:  # the common case: the last entries are one block, no gather
             vec, sq = self.vec[c - n : c], self.sq[c - n : c]
         else:
             slots = np.r_[self.capacity - (n - c) : self.capacity, 0:c]

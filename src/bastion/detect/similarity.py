@@ -95,10 +95,43 @@ def load_profile(ref: str | Profile, env: Any) -> Profile:
     return Profile.load(resolve(ref) if resolve else ref)
 
 
+class _Distinct:
+    """A principal's last `n` distinct inputs (re-sends skipped): the campaign window's queries,
+    among which a swarm is counted. A bare array, not a `Ring`: it is written on every query."""
+
+    def __init__(self, n: int, dim: int) -> None:
+        self.vec = np.zeros((n, dim), dtype=np.float32)
+        self.sq = np.zeros(n, dtype=np.float32)
+        self.size = self.cursor = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self.vec.nbytes + self.sq.nbytes
+
+    def add(self, v: npt.NDArray[np.float32]) -> None:
+        i = self.cursor
+        self.vec[i] = v
+        self.sq[i] = float(np.dot(v, v))
+        self.cursor = (i + 1) % self.sq.size
+        self.size = min(self.size + 1, self.sq.size)
+
+    def spread(self, v: npt.NDArray[np.float32], inner: float, outer: float) -> int:
+        """How many of them lie farther than `inner` from `v` but within `outer` (see
+        `Ring.spread`; identical inputs are at identical distances and count once)."""
+        n = self.size
+        if n == 0:
+            return 0
+        d2 = np.dot(self.vec[:n], v)
+        d2 *= -2.0
+        d2 += self.sq[:n]
+        d2 += float(np.dot(v, v))
+        return len(set(d2[(d2 > inner * inner) & (d2 <= outer * outer)].tolist()))
+
+
 class _Track:
     """What one principal's queries left behind: history, campaign window, log position."""
 
-    def __init__(self, ring: Ring, campaign: Campaign, feed: Feed, recent: Ring) -> None:
+    def __init__(self, ring: Ring, campaign: Campaign, feed: Feed, recent: _Distinct) -> None:
         self.ring, self.campaign, self.feed = ring, campaign, feed
         self.recent = recent  # the last `window` distinct inputs (the swarm is counted there)
 
@@ -142,7 +175,7 @@ class SimilarityDetector:
                 Ring(self.opts.history, self.profile.dim, self.opts.ttl_s),
                 Campaign(self.opts.window, self.opts.trigger),
                 Feed(f"{self.name}:p:{principal}", self.opts.history),
-                Ring(self.opts.window, self.profile.dim),
+                _Distinct(self.opts.window, self.profile.dim),
             )
             self.tracks[principal] = track
             while len(self.tracks) > self.opts.max_principals:
@@ -164,7 +197,7 @@ class SimilarityDetector:
                 continue  # as on the replica that judged it: no window slot, no swarm member
             track.campaign.absorb(e.score - e.free, e.suspect, e.root, e.free)
             if self.opts.distinct_window:
-                track.recent.add(e)
+                track.recent.add(e.vector)
         for e in got[1] if len(got) > 1 else ():
             self._remember(e)
 
@@ -179,7 +212,7 @@ class SimilarityDetector:
     def memory_bytes(self) -> int:
         """Bytes of history held for one principal (the global ring is shared)."""
         held = Ring(self.opts.history, self.profile.dim).nbytes
-        return held + Ring(self.opts.window, self.profile.dim).nbytes  # + the distinct window
+        return held + _Distinct(self.opts.window, self.profile.dim).nbytes
 
     def _foreign(self, v: npt.NDArray[np.float32], me: int, now: float) -> Neighbours:
         """The global neighbours provenance judges (see `link`): the `k` nearest of all
@@ -241,8 +274,11 @@ class SimilarityDetector:
             # (a verbatim repeat adds nothing, not even to a swarm: retrying is normal)
             repeat = pats == ("repeat",)
             swarm = not repeat and self.weights.swarm > 0
-            near = track.recent if self.opts.distinct_window else ring
-            crowd = near.spread(v, self.opts.window, self.radius, self.spread) if swarm else 0
+            crowd = 0
+            if swarm and self.opts.distinct_window:
+                crowd = track.recent.spread(v, self.radius, self.spread)
+            elif swarm:
+                crowd = ring.spread(v, self.opts.window, self.radius, self.spread)
             if crowd >= self.weights.swarm_at:
                 extra = self.weights.swarm_each * (crowd - self.weights.swarm_at)
                 free, pats = free + self.weights.swarm + extra, (*pats, "swarm")
@@ -264,7 +300,7 @@ class SimilarityDetector:
             )
             ring.add(entry)
             if not repeat and self.opts.distinct_window:
-                track.recent.add(entry)
+                track.recent.add(v)
             if self.opts.cross_principal:
                 self._remember(entry)
             entries.append(entry)
