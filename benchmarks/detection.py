@@ -36,56 +36,81 @@ from bastion.detect.fingerprint import FingerprintDetector, FingerprintOptions  
 from bastion.detect.profile import fit_profile  # noqa: E402
 from bastion.detect.report import render_html  # noqa: E402
 from bastion.detect.similarity import SimilarityDetector, SimilarityOptions  # noqa: E402
-from bastion.detect.streams import load_task  # noqa: E402
+from bastion.detect.streams import TASKS, load_task  # noqa: E402
 from bastion.guard.policies.detection import Observation  # noqa: E402
 from bastion.guard.request import Prediction  # noqa: E402
 from bastion.guard.stores.memory import MemoryStore  # noqa: E402
 
 
-def cost(task_name: str, history: int = 10_000, calls: int = 1000) -> list[tuple[str, float]]:
-    """Median ms per observe() with `history` queries already held per principal and globally."""
+def cost(
+    task_name: str, history: int = 10_000, calls: int = 1000
+) -> list[tuple[str, float, float, int]]:
+    """(name, median ms, amortised ms, memory bytes per principal) per observe() with `history`
+    queries already held per principal and globally: each detector alone, and the stack the
+    guard runs (similarity and extraction on the same observation, sharing its features)."""
     task = load_task(task_name)
     prof = fit_profile(task.x_fit, shape=task.shape)
     rng = np.random.default_rng(0)
     base = task.x_test[rng.integers(len(task.x_test), size=history)]
     fill = np.clip(base + rng.normal(0, 0.02, base.shape), task.lower, task.upper)
     labels = task.predict_proba(fill).argmax(1)
-    dets: list[tuple[str, object]] = [
-        ("similarity", SimilarityDetector(SimilarityOptions(profile="-"), profile=prof)),
-        ("extraction", ExtractionDetector(ExtractionOptions(profile="-"), profile=prof)),
+    weights = {} if task.domain == "image" else {"flip": 0.4}  # rows+extraction
+    conf = "similarity+extraction" if task.domain == "image" else "rows+extraction"
+
+    def similarity() -> SimilarityDetector:
+        return SimilarityDetector(SimilarityOptions(profile="-", weights=weights), profile=prof)
+
+    def extraction() -> ExtractionDetector:
+        return ExtractionDetector(ExtractionOptions(profile="-"), profile=prof)
+
+    stacks: list[tuple[str, list[object]]] = [
+        ("similarity", [similarity()]),
+        # worst case for `similarity`: the global history is full of *another* principal's
+        # suspect queries near this one's, so both searches run in full on every query
+        ("similarity, global full", [similarity()]),
+        ("extraction", [extraction()]),
+        (f"{conf} (the guard's stack)", [similarity(), extraction()]),
     ]
     if task.domain == "image":
-        dets.append(("fingerprint", FingerprintDetector(FingerprintOptions(salt="bench"))))
-    # worst case for `similarity`: the global history is full of *another* principal's
-    # suspect queries near this one's, so both searches run in full on every query
-    dets.insert(
-        1,
-        (
-            "similarity, global full",
-            SimilarityDetector(SimilarityOptions(profile="-"), profile=prof),
-        ),
-    )
+        stacks.append(("fingerprint", [FingerprintDetector(FingerprintOptions(salt="bench"))]))
     out = []
-    for name, det in dets:
+    for name, dets in stacks:
         store = MemoryStore()
         for k in range(history):  # one principal fills its own and the global history
             obs = Observation("p", {"x": fill[k][None]}, Prediction(labels[k : k + 1]), 0.0)
-            det.observe(obs, store)  # type: ignore[attr-defined]
+            for det in dets:
+                det.observe(obs, store)  # type: ignore[attr-defined]
         if name.endswith("global full"):
             for k in range(history):
                 x = fill[k][None] + rng.normal(0, 0.005, fill[k][None].shape)
                 obs = Observation("q", {"x": x}, Prediction(labels[k : k + 1]), 0.0)
-                det.observe(obs, store)  # type: ignore[attr-defined]
+                for det in dets:
+                    det.observe(obs, store)  # type: ignore[attr-defined]
         times = []
         for k in range(calls):
             x = fill[k][None] + rng.normal(0, 0.01, fill[k][None].shape)
             obs = Observation("p", {"x": x}, Prediction(labels[k : k + 1]), 0.0)
             t0 = time.perf_counter()
-            det.observe(obs, store)  # type: ignore[attr-defined]
+            for det in dets:
+                det.observe(obs, store)  # type: ignore[attr-defined]
             times.append(time.perf_counter() - t0)
-        mem = det.memory_bytes() if hasattr(det, "memory_bytes") else 0
-        out.append((f"{task_name}/{name}", 1000 * float(np.median(times)), mem))
-    return out  # type: ignore[return-value]
+        mem = sum(int(getattr(d, "memory_bytes", lambda: 0)()) for d in dets)
+        ms = 1000 * np.asarray(times)
+        # each block of 5 consecutive queries holds one extraction check: the median block
+        # mean is the amortised cost, robust to another process preempting this one
+        blocks = ms[: len(ms) // 5 * 5].reshape(-1, 5).mean(axis=1)
+        out.append((f"{task_name}/{name}", float(np.median(ms)), float(np.median(blocks)), mem))
+    return out
+
+
+def cost_table(tasks: tuple[str, ...], calls: int) -> None:
+    print("\n== per-query cost with 10,000 queries in history (target <= 0.3 ms) ==")
+    print(f"load average now: {os.getloadavg()}; {calls} calls: the median call, and the "
+          "median of 5-call means (amortised: extraction checks every 5th query)")  # fmt: skip
+    for task_name in tasks:
+        for name, med, amortised, mem in cost(task_name, calls=calls):
+            print(f"{name:50} median {med:6.3f} ms, amortised {amortised:6.3f} ms -> "
+                  f"{verdict(amortised <= 0.3)}; {mem / 1024:.0f} KiB per principal")  # fmt: skip
 
 
 def calibrate(tasks: tuple[str, ...], n: int) -> None:
@@ -117,15 +142,19 @@ def main() -> None:
     ap.add_argument("--json", default="detect-bench.json", help="raw results (written first)")
     ap.add_argument("--from-json", default=None, help="re-print a previous run's results")
     # subsets, for iterating on one detector or stream (the defaults are the full run)
-    ap.add_argument("--task", action="append", choices=["digits32", "cancer"], default=None)
+    ap.add_argument("--task", action="append", choices=list(TASKS), default=None)
     ap.add_argument("--configuration", action="append", default=None, help="repeatable")
     ap.add_argument("--attack", action="append", default=None, help="bastion attack; repeatable")
     ap.add_argument("--no-art", action="store_true", help="skip ART's attacks")
     ap.add_argument("--runs", type=int, default=None, help="runs per attack")
     ap.add_argument("--benign", type=int, default=None, help="benign principals")
     ap.add_argument("--adaptive-runs", type=int, default=None, help="0 skips the adaptive one")
+    ap.add_argument(
+        "--benign-after", type=int, default=None, help="benign principals after the attacks"
+    )
     ap.add_argument("--no-extraction", action="store_true")
     ap.add_argument("--no-cost", action="store_true", help="skip the 10,000-history cost table")
+    ap.add_argument("--cost-only", action="store_true", help="only the cost table")
     ap.add_argument(
         "--calibrate",
         type=int,
@@ -138,8 +167,11 @@ def main() -> None:
         calibrate(tuple(args.task or ("digits32", "cancer")), args.calibrate)
         return
     q = args.quick
+    if args.cost_only:
+        cost_table(tuple(args.task or ("digits32", "cancer")), 300 if q else 1000)
+        return
     plan = EvalPlan(
-        tasks=tuple(args.task or ("digits32", "cancer")),
+        tasks=tuple(args.task or TASKS),
         # fingerprint costs ~1-3 ms/query in Python: in the full run only with --fingerprint
         configurations=tuple(
             args.configuration
@@ -156,6 +188,7 @@ def main() -> None:
         adaptive_accounts=10,
         extraction=() if args.no_extraction else ("natural", "random", "synthetic"),
         extraction_budget=500 if q else 600,
+        benign_after=args.benign_after if args.benign_after is not None else (50 if q else 300),
     )
     t0 = time.time()
     if args.from_json:
@@ -187,6 +220,11 @@ def main() -> None:
               f"{verdict(len(det) == runs and med <= 10)}")  # fmt: skip
         print(f"benign FPR: {res.benign_flagged}/{res.benign_principals} principals = "
               f"{res.fpr:.2%} (target <= 0.1 %) -> {verdict(res.fpr <= 0.001)}")  # fmt: skip
+        if res.benign_after_principals:
+            after = res.benign_after_flagged / res.benign_after_principals
+            print(f"benign users after the attacks: {res.benign_after_flagged}/"
+                  f"{res.benign_after_principals} flagged = {after:.2%} (target <= 0.1 %) -> "
+                  f"{verdict(after <= 0.001)}")  # fmt: skip
         for r in res.rows:
             if "adaptive" in r["source"]:
                 print(f"adaptive success at {plan.adaptive_budget} queries: "
@@ -195,18 +233,21 @@ def main() -> None:
                       f"{verdict(r['success_with_detector'] <= 0.04)}")  # fmt: skip
         for e in res.extraction:
             ok = e["detected_at"] is not None and e["fidelity_at_detection"] < 0.8
+            best = max((f for _, f in e["curve"]), default=0.0)
+            # a copy that never got good within the budget: the target cannot fail or pass
+            outcome = (
+                verdict(ok)
+                if ok or e["queries_to_fidelity_0.8"] is not None
+                else f"n/a: the copy never reached 0.8 (best {best:.2f})"
+            )
             print(f"extraction {e['strategy']:9}: detected at {e['detected_at']}, fidelity then "
                   f"{e['fidelity_at_detection']:.2f}, fidelity 0.8 at "
-                  f"{e['queries_to_fidelity_0.8']} -> {verdict(ok)}")  # fmt: skip
+                  f"{e['queries_to_fidelity_0.8']} -> {outcome}")  # fmt: skip
         print(f"detector cost inline (benign traffic): {res.cost_ms:.3f} ms/query; memory "
               f"{res.memory_bytes_per_principal / 1024:.0f} KiB per principal")  # fmt: skip
     if args.no_cost:
         return
-    print("\n== per-query cost with 10,000 queries in history (target <= 0.3 ms) ==")
-    for task_name in plan.tasks:
-        for name, ms, mem in cost(task_name, calls=300 if q else 1000):  # type: ignore[misc]
-            print(f"{name:34} {ms:7.3f} ms  -> {verdict(ms <= 0.3)};  "
-                  f"memory {mem / 1024:.0f} KiB per principal")  # fmt: skip
+    cost_table(plan.tasks, 300 if q else 1000)
     print(f"\nreport: {args.html}  ({time.time() - t0:.0f}s)")
 
 

@@ -38,7 +38,7 @@ def test_eval_writes_an_html_report_with_plots_and_json(run_cli, tmp_path: Path)
     r = run_cli(
         "detect", "eval", "--task", "cancer", "--configuration", "rows+extraction",
         "--runs", "1", "--benign", "5", "--adaptive-runs", "0", "--budget", "60", "--no-art",
-        "--extraction-budget", "100",
+        "--extraction-budget", "100", "--benign-after", "4",
         "-o", str(html), "--json", str(js),
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
@@ -46,4 +46,5 @@ def test_eval_writes_an_html_report_with_plots_and_json(run_cli, tmp_path: Path)
     assert page.count("data:image/png;base64,") == 2 and "simba-pixel" in page
     res = json.loads(js.read_text())
     assert res[0]["task"] == "cancer" and res[0]["benign_principals"] == 5
+    assert res[0]["benign_after_principals"] == 4 and "after the attacks" in page
     assert {row["attack"] for row in res[0]["rows"]} >= {"simba-pixel", "hopskipjump-l2"}

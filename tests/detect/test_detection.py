@@ -189,3 +189,33 @@ def test_art_runs_are_reproducible_and_leave_the_global_rngs_as_they_were(
     assert runs[:2] == runs[2:]
     assert np.array_equal(np.random.get_state()[1], np_before)
     assert random.getstate() == py_before
+
+
+def test_extraction_of_a_table_that_takes_many_answers_to_copy_is_caught_before_a_good_copy(
+    tmp_path: Path,
+) -> None:
+    """On rows too, when copying takes more than a handful of answers (eight classes), the
+    natural-data (Knockoff-style) copier is caught while its copy is still poor."""
+    from bastion.detect.profile import fit_profile
+    from bastion.detect.streams import load_task
+
+    task = load_task("rows8")
+    path = tmp_path / "rows8.json"
+    fit_profile(task.x_fit, shape=task.shape).save(path)
+    arena = Arena(
+        task,
+        [
+            {
+                "kind": "similarity",
+                "profile": str(path),
+                "weights": {"flip": 0.4, "swarm_each": 0.0},
+            },
+            {"kind": "extraction", "profile": str(path)},
+        ],
+    )
+    tally = extraction_run(arena, "natural", budget=150, seed=1)
+    curve = dict(tally.extra["curve"])
+    assert curve[10] < 0.6  # ten answers are far from enough here (cancer: 0.99)
+    assert tally.detected_at is not None and tally.detected_at <= 40
+    assert tally.extra["fidelity_at_detection"] < 0.8
+    assert not tally.success

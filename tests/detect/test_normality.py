@@ -50,3 +50,43 @@ def test_profiles_loaded_from_one_file_encode_an_observation_once(tmp_path: Path
     np.testing.assert_allclose(first, a.encode(x), rtol=1e-6)
     assert other.digest != a.digest
     np.testing.assert_allclose(other.features(x, memo), other.encode(x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("first_check", [8, 40])  # 40: a first batch larger than the ring
+def test_extraction_measures_batched_queries_as_it_would_one_by_one(first_check: int) -> None:
+    """The distances PRADA judges, the cells visited and the off-manifold count equal a
+    brute-force replay in arrival order, also when the history overflows its ring."""
+    from bastion.detect.extraction import ExtractionDetector, ExtractionOptions
+    from bastion.guard.policies.detection import Observation
+    from bastion.guard.request import Prediction
+    from bastion.guard.stores.memory import MemoryStore
+
+    rng = np.random.default_rng(3)
+    prof = fit_profile(rng.normal(size=(300, 6)), dim=6, n_cells=8)
+    det = ExtractionDetector(
+        ExtractionOptions(profile="-", history=16, min_queries=first_check, check_every=3),
+        profile=prof,
+    )
+    store = MemoryStore()
+    xs = np.r_[rng.normal(size=(40, 6)), rng.normal(size=(20, 6)) * 6]  # some off-manifold
+    xs[10] = xs[4]  # a repeat: never judged by PRADA
+    ys = rng.integers(0, 3, size=len(xs))
+    for x, y in zip(xs, ys, strict=True):
+        det.observe(Observation("p", {"x": x[None]}, Prediction(np.array([y])), 0.0), store)
+    st = det.states["p"]
+    det._settle(st)
+    e = prof.encode(xs).astype(np.float64)
+    want, visited, far = [], set(), 0
+    for i in range(len(e)):
+        prev = [j for j in range(max(0, i - 16), i) if ys[j] == ys[i]]
+        if prev:
+            d = float(np.sqrt(((e[prev] - e[i]) ** 2).sum(1)).min())
+            if d > prof.radius:
+                want.append(d)
+        to_cells = np.sqrt(((prof.cells - e[i]) ** 2).sum(1))
+        visited.add(int(to_cells.argmin()))
+        far += int(to_cells.min() > prof.cell_radius)
+    np.testing.assert_allclose(list(st.dist), want, rtol=1e-4, atol=1e-4)
+    assert set(np.flatnonzero(st.visited).tolist()) == visited
+    assert st.far == far > 0
+    assert st.n == len(xs)

@@ -73,13 +73,16 @@ def fit(
 
 @detect_app.command("eval")
 def eval_(
-    task: Annotated[list[str] | None, typer.Option(help="digits32 and/or cancer.")] = None,
+    task: Annotated[list[str] | None, typer.Option(help="digits32, cancer and/or rows8.")] = None,
     configuration: Annotated[
         list[str] | None, typer.Option("--configuration", help="Detector configuration(s).")
     ] = None,
     runs: Annotated[int, typer.Option(min=1, help="Runs (attacked points) per attack.")] = 5,
     budget: Annotated[int, typer.Option(min=10, help="Queries per non-adaptive run.")] = 1000,
     benign: Annotated[int, typer.Option(min=1, help="Benign principals.")] = 200,
+    benign_after: Annotated[
+        int, typer.Option(min=0, help="Further benign principals, after the attacks.")
+    ] = 100,
     adaptive_runs: Annotated[int, typer.Option(min=0)] = 3,
     adaptive_budget: Annotated[int, typer.Option(min=10)] = 10_000,
     extraction_budget: Annotated[int, typer.Option(min=10, help="Queries per extraction.")] = 1000,
@@ -123,6 +126,7 @@ def eval_(
         adaptive_runs=adaptive_runs,
         adaptive_budget=adaptive_budget,
         extraction_budget=extraction_budget,
+        benign_after=benign_after,
     )
     err = Console(stderr=True)
     with err.status("evaluating") as status:
@@ -134,7 +138,8 @@ def eval_(
     for r in results:
         typer.echo(
             f"{r.task}/{r.configuration}: benign FPR {r.benign_flagged}/{r.benign_principals} "
-            f"({r.fpr:.2%}), cost {r.cost_ms:.3f} ms/query, "
+            f"({r.fpr:.2%}), after the attacks {r.benign_after_flagged}/"
+            f"{r.benign_after_principals}, cost {r.cost_ms:.3f} ms/query, "
             f"memory {r.memory_bytes_per_principal / 1024:.0f} KiB/principal"
         )
     output.write_text(render_html(results, asdict(plan)))

@@ -72,6 +72,9 @@ class EvalPlan:
     adaptive_accounts: int = 10
     extraction: tuple[str, ...] = ("natural", "random", "synthetic")
     extraction_budget: int = 1000
+    # benign users who come after the attacks, when the global history holds the attackers'
+    # suspect queries near items benign users also send (0: skip)
+    benign_after: int = 0
     seed: int = 0
 
 
@@ -86,6 +89,8 @@ class EvalResult:
     cost_ms: float = 0.0  # detectors' own time per benign query (all detectors together)
     memory_bytes_per_principal: int = 0
     extraction: list[dict[str, Any]] = field(default_factory=list)
+    benign_after_principals: int = 0  # other benign users, after all the attacks
+    benign_after_flagged: int = 0
 
     @property
     def fpr(self) -> float:
@@ -119,10 +124,18 @@ def _row(name: str, source: str, tallies: list[Tally], baseline: list[Tally]) ->
 
 
 def _benign(arena: Arena, res: EvalResult, n: int, seed: int) -> None:
-    flagged, queries = 0, 0
     s0, r0 = arena.detection_cost()
-    for s in benign_streams(arena.task, n, seed=seed + 1):
-        pt = PrincipalTarget(arena, s.principal)
+    flagged, queries = _send_benign(arena, n, seed + 1, "user")
+    s1, r1 = arena.detection_cost()
+    res.benign_principals, res.benign_flagged, res.benign_queries = n, flagged, queries
+    res.cost_ms = 1000.0 * (s1 - s0) / max(r1 - r0, 1)
+
+
+def _send_benign(arena: Arena, n: int, seed: int, prefix: str) -> tuple[int, int]:
+    """(principals flagged, queries sent) for `n` benign users drawn with `seed`."""
+    flagged, queries = 0, 0
+    for s in benign_streams(arena.task, n, seed=seed):
+        pt = PrincipalTarget(arena, s.principal.replace("user", prefix, 1))
         for q in s.queries:
             try:
                 pt.query(q[None])
@@ -130,9 +143,7 @@ def _benign(arena: Arena, res: EvalResult, n: int, seed: int) -> None:
                 break
         flagged += pt.tally.detected_at is not None
         queries += pt.tally.queries
-    s1, r1 = arena.detection_cost()
-    res.benign_principals, res.benign_flagged, res.benign_queries = n, flagged, queries
-    res.cost_ms = 1000.0 * (s1 - s0) / max(r1 - r0, 1)
+    return flagged, queries
 
 
 def _run_attacks(
@@ -209,6 +220,12 @@ def evaluate(plan: EvalPlan, progress: Any = None) -> list[EvalResult]:
                                 "curve": t.extra["curve"],
                             }
                         )
+                if plan.benign_after:
+                    say(f"{task_name}/{conf}: benign users after the attacks")
+                    res.benign_after_principals = plan.benign_after
+                    res.benign_after_flagged = _send_benign(
+                        arena, plan.benign_after, plan.seed + 2, "later"
+                    )[0]
                 res.memory_bytes_per_principal = _memory(arena)
                 results.append(res)
                 arena.close()

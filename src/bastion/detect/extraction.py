@@ -16,9 +16,11 @@ Three tests, each calibrated on benign traffic:
 
 All three are computed from a principal's queries in arrival order, so guard
 replicas share them by sharing the queries: before judging, each replica pulls
-the ones the others answered since its last look (see `history.Feed`) and
-replays them, and a check falls due on every `check_every`-th query of the
-union, whichever replica answers it.
+the ones the others answered since its last look (see `feeds.Feed`) and
+counts them, and a check falls due on every `check_every`-th query of the
+union, whichever replica answers it. Queries are measured (distance to their
+predecessors, nearest cell) in one batch when a check falls due, since only
+the checks read those measurements.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from collections import OrderedDict, deque
 from typing import Any, ClassVar
 
 import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.detect.feeds import Feed, pull
@@ -43,6 +44,7 @@ from bastion.guard.stores.base import Store
 __all__ = ["ExtractionDetector", "ExtractionOptions"]
 
 PRADA_SAMPLE = 500  # the newest distances the normality test judges
+_SETTLE_AT = 64  # queries taken before they are measured, at the latest
 
 
 class ExtractionOptions(BaseModel):
@@ -71,6 +73,7 @@ class _Principal:
         self.labels: dict[int, int] = {}
         self.far = 0
         self.n = 0
+        self.pending: list[Entry] = []  # counted, not yet measured (see `_settle`)
 
 
 class ExtractionDetector:
@@ -108,42 +111,74 @@ class ExtractionDetector:
         return st
 
     def _sync(self, st: _Principal, store: Store, mine: list[Entry]) -> None:
-        """Replay the principal's queries other replicas answered since the last look, and
+        """Take in the principal's queries other replicas answered since the last look, and
         hand over this request's (nothing in them depends on the others): one round trip."""
         for e in pull(store, self.origin, [st.feed], then_push=mine)[0]:
-            self._update(st, e.vector, e.label)
-            st.ring.add(e)
+            self._take(st, e)
 
-    def _update(self, st: _Principal, v: npt.NDArray[np.float32], label: int) -> None:
-        n = st.ring.size
-        vv = float(v @ v)
-        if n:
-            same = st.ring.label[:n] == label
-            if same.any():  # all distances in one product, then the same-label minimum
-                d2 = st.ring.vec[:n] @ v
-                d2 *= -2.0
-                d2 += st.ring.sq[:n]
-                best = float(np.sqrt(max(float(d2[same].min()) + vv, 0.0)))
-                # repeats and near-duplicates are the similarity detector's business; PRADA
-                # judges the spread of genuinely new queries (otherwise every retry bends it)
-                if best > self.profile.radius:
-                    st.dist.append(best)
-        c2 = self.cell_sq - 2.0 * (self.cells @ v) + vv
-        j = int(c2.argmin())
-        st.visited[j] = True
-        st.far += int(np.sqrt(max(float(c2[j]), 0.0)) > self.profile.cell_radius)
-        st.labels[label] = st.labels.get(label, 0) + 1
+    def _take(self, st: _Principal, e: Entry) -> None:
+        st.pending.append(e)
+        st.labels[e.label] = st.labels.get(e.label, 0) + 1
         st.n += 1
+        if len(st.pending) >= _SETTLE_AT:  # queries another replica answered pile up here
+            self._settle(st)
+
+    def _settle(self, st: _Principal) -> None:
+        """Measure the queries taken since the last check, in arrival order, in one pass over
+        the history: the tests need them only at a check, and one product for several queries
+        reads the history once instead of once per query (it does not fit in a core's cache
+        next to the similarity detector's). Each query's predecessors are the history plus the
+        earlier queries of the batch."""
+        batch, st.pending = st.pending, []
+        if not batch:
+            return
+        m = len(batch)
+        vecs = np.stack([e.vector for e in batch])
+        labels = np.fromiter((e.label for e in batch), dtype=np.int64, count=m)
+        vv = np.einsum("ij,ij->i", vecs, vecs)
+        ring = st.ring
+        # (squared distance - |query|²) to the nearest same-label predecessor, per query
+        best = np.full(m, np.inf, dtype=np.float32)
+        n, cap = ring.size, ring.capacity
+        if n:  # one row per query, so each minimum runs over contiguous memory
+            d2 = vecs @ ring.vec[:n].T
+            d2 *= -2.0
+            d2 += ring.sq[:n]
+            other = ring.label[:n] != labels[:, None]
+            oldest = (ring.cursor - n) % cap
+            for j in range(max(0, cap - n + 1), m):  # the batch's own earlier queries have
+                other[j, (oldest + np.arange(n + j - cap)) % cap] = True  # evicted these
+            best = np.where(other, np.inf, d2).min(axis=1)
+        if m > 1:
+            b2 = vv[:, None] - 2.0 * (vecs @ vecs.T)  # [i, j]: query i as predecessor of j
+            gap = np.arange(m)[None, :] - np.arange(m)[:, None]
+            b2[~((gap > 0) & (gap <= cap) & (labels[:, None] == labels))] = np.inf
+            best = np.minimum(best, b2.min(axis=0))
+        dist = np.sqrt(np.maximum(best + vv, 0.0))
+        # repeats and near-duplicates are the similarity detector's business; PRADA judges
+        # the spread of genuinely new queries (otherwise every retry bends it)
+        st.dist.extend(dist[np.isfinite(dist) & (dist > self.profile.radius)].tolist())
+        c2 = self.cells @ vecs.T
+        c2 *= -2.0
+        c2 += self.cell_sq[:, None]
+        c2 += vv
+        j = c2.argmin(axis=0)
+        st.visited[j] = True
+        near = np.sqrt(np.maximum(c2[j, np.arange(m)], 0.0))
+        st.far += int((near > self.profile.cell_radius).sum())
+        for e in batch:
+            ring.add(e)
 
     def verdict(self, st: _Principal) -> list[str]:
         """Which tests the principal fails now (empty while it looks benign)."""
         o = self.opts
         if st.n < o.min_queries:
             return []
+        self._settle(st)
         failed = []
         if len(st.dist) >= o.min_queries:
-            d = np.fromiter(st.dist, dtype=np.float64, count=len(st.dist))
-            if np.ptp(d) > 0 and shapiro_w(d) < o.prada_w:
+            d = np.sort(np.fromiter(st.dist, dtype=np.float64, count=len(st.dist)))
+            if d[-1] > d[0] and shapiro_w(d, presorted=True) < o.prada_w:
                 failed.append("prada")
         counts = np.asarray(list(st.labels.values()), dtype=np.float64)
         n_classes = max(len(st.labels), 2)
@@ -177,8 +212,7 @@ class ExtractionDetector:
             self._sync(st, store, entries)
         due = 0
         for e in entries:
-            self._update(st, e.vector, e.label)
-            st.ring.add(e)
+            self._take(st, e)
             due += st.n % self.opts.check_every == 0
         if not due:
             return None

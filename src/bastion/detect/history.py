@@ -15,6 +15,7 @@ import hashlib
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -231,6 +232,7 @@ EMPTY = Neighbours(
 )
 
 
+@lru_cache(maxsize=65_536)  # hashed on every query, by every detector
 def owner_id(principal: str) -> int:
     """A stable 63-bit id for a principal, so global entries stay small."""
     digest = hashlib.blake2b(principal.encode(), digest_size=8).digest()

@@ -11,10 +11,10 @@ scipy's SWILK routine uses) and a check is a sort and two dot products.
 from __future__ import annotations
 
 from functools import lru_cache
-from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
+from scipy.special import ndtri
 
 __all__ = ["shapiro_w"]
 
@@ -34,8 +34,7 @@ def _weights(n: int) -> npt.NDArray[np.float64]:
         a = np.zeros(3)
         a[0], a[2] = -np.sqrt(0.5), np.sqrt(0.5)
         return a
-    inv = NormalDist().inv_cdf
-    m = np.array([inv((i - 0.375) / (n + 0.25)) for i in range(1, n + 1)])
+    m = ndtri((np.arange(1, n + 1) - 0.375) / (n + 0.25))
     mm = float(m @ m)
     u = 1.0 / np.sqrt(n)
     a = np.empty(n)
@@ -52,15 +51,18 @@ def _weights(n: int) -> npt.NDArray[np.float64]:
     return a
 
 
-def shapiro_w(x: npt.NDArray[np.float64]) -> float:
-    """W for a sample of at least 3 values that are not all equal (1 means normal-looking)."""
-    s = np.sort(np.asarray(x, dtype=np.float64))
+def shapiro_w(x: npt.NDArray[np.float64], *, presorted: bool = False) -> float:
+    """W for a sample of at least 3 values that are not all equal (1 means normal-looking);
+    `presorted` skips the sort for a sample already in ascending order."""
+    s = np.asarray(x, dtype=np.float64)
+    if not presorted:
+        s = np.sort(s)
     n = s.size
     if n < 3:
         raise ValueError("the Shapiro-Wilk statistic needs at least 3 values")
-    centred = s - s.mean()
-    ss = float(centred @ centred)
+    centred = s - float(s.sum()) / n
+    ss = float(np.dot(centred, centred))
     if ss <= 0.0:
         raise ValueError("the Shapiro-Wilk statistic is undefined for a constant sample")
-    num = float(_weights(n) @ s)
+    num = float(np.dot(_weights(n), s))
     return min(num * num / ss, 1.0)

@@ -102,10 +102,9 @@ def link(
     score, pats = w.linked, ["linked"]
     if depth >= w.deep_at:
         score, pats = score + w.deep, [*pats, "descent_chain"]
-    near_own = own.dist < radius
-    flips = bool(np.any(own.label[near_own] != label))
+    flips = bool((own.label[own.dist < radius] != label).any())
     if glob_hit:
-        flips = flips or bool(np.any(g_label[g_ok] != label))
+        flips = flips or bool((g_label[g_ok] != label).any())
     if flips:
         score, pats = score + w.flip, [*pats, "boundary_hugging"]
     if own.within >= w.crowd_at:

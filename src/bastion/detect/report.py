@@ -105,7 +105,9 @@ def render_html(results: list[EvalResult], plan: dict[str, Any]) -> str:
         parts.append(f"<h2>{esc(res.task)} — {esc(res.configuration)}</h2>")
         parts.append(
             f"<p>Benign principals flagged: {res.benign_flagged} of {res.benign_principals} "
-            f"({res.fpr:.2%}) over {res.benign_queries} queries; detector cost "
+            f"({res.fpr:.2%}) over {res.benign_queries} queries; after the attacks, "
+            f"{res.benign_after_flagged} of {res.benign_after_principals} other benign "
+            "principals; detector cost "
             f"{res.cost_ms:.3f} ms per query; memory per principal "
             f"{res.memory_bytes_per_principal / 1024:.0f} KiB.</p>"
         )

@@ -21,7 +21,12 @@ import numpy.typing as npt
 
 from bastion.errors import UsageError
 
-__all__ = ["BenignStream", "Task", "benign_streams", "load_task"]
+__all__ = ["TASKS", "BenignStream", "Task", "benign_streams", "load_task"]
+
+# digits32: images at CIFAR size; cancer: a real table, two classes, so easy to copy that ten
+# label answers give a 0.99 copy; rows8: a generated eight-class table (scikit-learn's
+# make_classification), where copying takes hundreds of answers
+TASKS = ("digits32", "cancer", "rows8")
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -45,7 +50,7 @@ class Task:
 
 
 def load_task(name: str, seed: int = 0) -> Task:
-    from sklearn.datasets import load_breast_cancer, load_digits
+    from sklearn.datasets import load_breast_cancer, load_digits, make_classification
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
@@ -60,15 +65,19 @@ def load_task(name: str, seed: int = 0) -> Task:
         shape: tuple[int, ...] = (32, 32, 3)
         y = d.target
         domain = "image"
-    elif name == "cancer":
-        x, y = load_breast_cancer(return_X_y=True)
-        x = (x - x.mean(0)) / x.std(
-            0
-        )  # rows arrive standardised, so eps means the same per feature
+    elif name in ("cancer", "rows8"):
+        if name == "cancer":
+            x, y = load_breast_cancer(return_X_y=True)
+        else:  # eight classes: a copy needs hundreds of queries, not ten (see `TASKS`)
+            x, y = make_classification(
+                n_samples=3000, n_features=20, n_informative=12, n_redundant=4, n_classes=8,
+                n_clusters_per_class=1, class_sep=1.5, random_state=seed,
+            )  # fmt: skip
+        x = (x - x.mean(0)) / x.std(0)  # rows arrive standardised: eps means the same per feature
         shape = (x.shape[1],)
         domain = "tabular"
     else:
-        raise UsageError(f"unknown evaluation task {name!r}", hint="one of: digits32, cancer")
+        raise UsageError(f"unknown evaluation task {name!r}", hint=f"one of: {', '.join(TASKS)}")
     flat = x.reshape(len(x), -1).astype(np.float64)
     xa, xb, ya, yb = train_test_split(flat, y, test_size=0.4, random_state=seed, stratify=y)
     steps: list[Any] = [StandardScaler(), LogisticRegression(max_iter=300, C=0.5)]
