@@ -219,3 +219,14 @@ def test_extraction_of_a_table_that_takes_many_answers_to_copy_is_caught_before_
     assert tally.detected_at is not None and tally.detected_at <= 40
     assert tally.extra["fidelity_at_detection"] < 0.8
     assert not tally.success
+
+
+def test_art_square_on_images_is_detected_although_it_re_sends_its_best_twice(
+    image_arena: Arena,
+) -> None:
+    """ART's Square re-sends its current best twice per candidate and its first squares do not
+    link: the window of distinct inputs and the swarm still catch it within a dozen of them."""
+    pytest.importorskip("art")
+    for i in victims(image_arena, 3):
+        tally = art_run(image_arena, "art-square", i, budget=300)
+        assert tally.detected_at is not None and tally.detected_at <= 36, (i, tally)
