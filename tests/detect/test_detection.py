@@ -39,6 +39,7 @@ def tabular_arena(cancer: Task, cancer_profile: Path) -> Arena:
         "kind": "similarity",
         "profile": str(cancer_profile),
         "weights": {"flip": 0.4, "swarm_each": 0.0},
+        "distinct_window": False,
     }
     return Arena(cancer, [entry])
 
@@ -209,6 +210,7 @@ def test_extraction_of_a_table_that_takes_many_answers_to_copy_is_caught_before_
                 "kind": "similarity",
                 "profile": str(path),
                 "weights": {"flip": 0.4, "swarm_each": 0.0},
+                "distinct_window": False,
             },
             {"kind": "extraction", "profile": str(path)},
         ],
