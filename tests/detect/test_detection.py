@@ -35,7 +35,12 @@ def image_arena(digits: Task, digits_profile: Path) -> Arena:
 @pytest.fixture
 def tabular_arena(cancer: Task, cancer_profile: Path) -> Arena:
     # the rows configuration: boundary hugging weighs 0.4 (see docs/detect.md)
-    entry = {"kind": "similarity", "profile": str(cancer_profile), "weights": {"flip": 0.4}}
+    entry = {
+        "kind": "similarity",
+        "profile": str(cancer_profile),
+        "weights": {"flip": 0.4, "swarm_each": 0.0},
+        "distinct_window": False,
+    }
     return Arena(cancer, [entry])
 
 
@@ -168,6 +173,25 @@ def test_extraction_with_synthetic_and_natural_queries_is_detected_before_a_good
         assert not tally.success
 
 
+def test_art_runs_are_reproducible_and_leave_the_global_rngs_as_they_were(
+    digits: Task, digits_profile: Path
+) -> None:
+    pytest.importorskip("art")
+    import random
+
+    i = victims(Arena(digits, []), 1)[0]
+    np_before, py_before = np.random.get_state()[1].copy(), random.getstate()
+    runs = []
+    for _ in range(2):  # a fresh guard each time: the same attack must send the same queries
+        arena = Arena(digits, [{"kind": "similarity", "profile": str(digits_profile)}])
+        for attack in ("art-square", "art-hopskipjump"):
+            t = art_run(arena, attack, i, budget=120)
+            runs.append((attack, t.queries, t.detected_at, t.success))
+    assert runs[:2] == runs[2:]
+    assert np.array_equal(np.random.get_state()[1], np_before)
+    assert random.getstate() == py_before
+
+
 def test_extraction_of_a_table_that_takes_many_answers_to_copy_is_caught_before_a_good_copy(
     tmp_path: Path,
 ) -> None:
@@ -182,7 +206,12 @@ def test_extraction_of_a_table_that_takes_many_answers_to_copy_is_caught_before_
     arena = Arena(
         task,
         [
-            {"kind": "similarity", "profile": str(path), "weights": {"flip": 0.4}},
+            {
+                "kind": "similarity",
+                "profile": str(path),
+                "weights": {"flip": 0.4, "swarm_each": 0.0},
+                "distinct_window": False,
+            },
             {"kind": "extraction", "profile": str(path)},
         ],
     )
@@ -192,3 +221,14 @@ def test_extraction_of_a_table_that_takes_many_answers_to_copy_is_caught_before_
     assert tally.detected_at is not None and tally.detected_at <= 40
     assert tally.extra["fidelity_at_detection"] < 0.8
     assert not tally.success
+
+
+def test_art_square_on_images_is_detected_although_it_re_sends_its_best_twice(
+    image_arena: Arena,
+) -> None:
+    """ART's Square re-sends its current best twice per candidate and its first squares do not
+    link: the window of distinct inputs and the swarm still catch it within a dozen of them."""
+    pytest.importorskip("art")
+    for i in victims(image_arena, 3):
+        tally = art_run(image_arena, "art-square", i, budget=300)
+        assert tally.detected_at is not None and tally.detected_at <= 36, (i, tally)

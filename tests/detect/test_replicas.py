@@ -214,3 +214,20 @@ def test_replicas_share_again_after_redis_restarts_empty(
         assert b.global_ring.size == 30 + 41
         sa.close()
         sb.close()
+
+
+def test_re_sends_judged_on_another_replica_take_no_window_slot_there_either(
+    cancer: Task, cancer_profile: Path, shared: Callable[[str], Store]
+) -> None:
+    """Each principal re-sends its input twice (principals take turns, replicas alternate):
+    whether a query was a verbatim repeat travels with it, so every replica's window holds
+    the same distinct inputs."""
+    profile = Profile.load(cancer_profile)
+    steps = list(descent(cancer, 60))
+    stream = [x for k in range(0, 60, 3) for _ in range(3) for x in steps[k : k + 3]]
+    opts = SimilarityOptions(profile="-", trigger=3.2)
+    make = lambda: SimilarityDetector(opts, profile=profile)  # noqa: E731
+    one = evidence(cancer, make, stream, 1, shared("one.db"))
+    two = evidence(cancer, make, stream, 2, shared("two.db"))
+    assert sum(a for _, a in one) > 0
+    assert two == one

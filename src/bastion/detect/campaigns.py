@@ -10,6 +10,8 @@ the model with fidelity ≥ 0.8) from answers the guard actually gave.
 from __future__ import annotations
 
 import contextlib
+import random
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -86,8 +88,62 @@ def adaptive_run(arena: Arena, i: int, budget: int, accounts: int, tag: str = ""
     return target.summary()
 
 
-def art_run(arena: Arena, attack: str, i: int, budget: int, tag: str = "") -> Tally:
-    """One ART attack (an independent implementation) driven through the same guard.
+class _SeededRandomModule:
+    """`numpy.random` as ART's HopSkipJump and Boundary see it during a seeded run: their
+    `np.random.RandomState()` (no seed: OS entropy) is seeded; everything else is numpy's."""
+
+    def __init__(self, seed: int) -> None:
+        self._seeds = np.random.SeedSequence(seed)
+
+    def RandomState(self, seed: Any = None) -> np.random.RandomState:
+        if seed is None:
+            seed = int(self._seeds.spawn(1)[0].generate_state(1)[0])
+        return np.random.RandomState(seed)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(np.random, name)
+
+
+class _SeededNumpy:
+    """The `np` those two ART modules see: numpy with `_SeededRandomModule` as `random`."""
+
+    def __init__(self, seed: int) -> None:
+        self.random = _SeededRandomModule(seed)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(np, name)
+
+
+@contextlib.contextmanager
+def seeded_art(seed: int) -> Iterator[None]:
+    """Make one ART run reproducible. ART draws from numpy's global RNG (Square, SimBA,
+    HopSkipJump's and Boundary's steps), Python's `random` (Square's perturbation shapes) and
+    fresh unseeded `RandomState()`s (HopSkipJump's and Boundary's random starting points).
+    All three are seeded for the run and the global states restored afterwards, so a
+    benchmark gives the same counts twice and nothing else's randomness shifts."""
+    from art.attacks.evasion import boundary, hop_skip_jump
+
+    np_state, py_state = np.random.get_state(), random.getstate()
+    modules = (boundary, hop_skip_jump)
+    saved = [m.np for m in modules]
+    np.random.seed(seed)
+    random.seed(seed)
+    try:
+        for m in modules:
+            m.np = _SeededNumpy(seed)
+        yield
+    finally:
+        for m, orig in zip(modules, saved, strict=True):
+            m.np = orig
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+
+
+def art_run(
+    arena: Arena, attack: str, i: int, budget: int, tag: str = "", seed: int | None = None
+) -> Tally:
+    """One ART attack (an independent implementation) driven through the same guard, seeded
+    by `seed` (default: the test point's index `i`, as bastion's attacks are).
     ART's Square and SimBA work on images only; on rows they are skipped (empty tally)."""
     from art.attacks.evasion import BoundaryAttack, HopSkipJump, SimBA, SquareAttack
     from art.estimators.classification import BlackBoxClassifierNeuralNetwork
@@ -125,7 +181,10 @@ def art_run(arena: Arena, attack: str, i: int, budget: int, tag: str = "") -> Ta
         )
     else:
         atk = SimBA(clf, attack="px", max_iter=budget, epsilon=0.2, verbose=False)
-    with contextlib.suppress(BastionError, ValueError, IndexError):
+    with (
+        seeded_art(i if seed is None else seed),
+        contextlib.suppress(BastionError, ValueError, IndexError),
+    ):
         atk.generate(x0.reshape(1, *shape).astype(np.float32))
     target.tally.extra["attack"] = attack
     return target.tally

@@ -44,9 +44,16 @@ CONFIGURATIONS: dict[str, list[dict[str, Any]]] = {
         {"kind": "extraction", "profile": "{profile}"},
     ],
     # tabular rows: boundary hugging weighs more (RayS's and HopSkipJump's binary searches on
-    # rows flip labels before anything else links); tied best on the development data
+    # rows flip labels before anything else links); tied best on the development data. The
+    # graded swarm and the window of distinct inputs (made for Square on images) cost rows
+    # false positives on the calibration streams and catch nothing more there: rows keep both off
     "rows+extraction": [
-        {"kind": "similarity", "profile": "{profile}", "weights": {"flip": 0.4}},
+        {
+            "kind": "similarity",
+            "profile": "{profile}",
+            "weights": {"flip": 0.4, "swarm_each": 0.0},
+            "distinct_window": False,
+        },
         {"kind": "extraction", "profile": "{profile}"},
     ],
     "fingerprint": [{"kind": "fingerprint", "salt": "eval"}],

@@ -44,9 +44,10 @@ class Entry:
     score: float = 0.0  # what it added to its principal's campaign window
     root: int = 0  # the lineage it belongs to (the id of the query that started it)
     free: float = 0.0  # the part of `score` that counts whatever the lineage (off-manifold, swarm)
+    repeat: bool = False  # a verbatim re-send of an earlier input (takes no campaign-window slot)
 
     def to_bytes(self) -> bytes:
-        flags = int(self.suspect) | 2
+        flags = int(self.suspect) | 2 | (4 if self.repeat else 0)
         e = self
         head = _HEAD.pack(e.time, e.owner, e.label, e.depth, e.step, e.score, flags)
         # float32, not float16: a replica pulling this entry must measure the same distances
@@ -60,7 +61,8 @@ class Entry:
         end = len(raw) - _TAIL.size if flags & 2 else len(raw)  # entries of older versions
         vec = np.frombuffer(raw[_HEAD.size : end], dtype=np.float32).copy()
         root, free = _TAIL.unpack_from(raw, end) if flags & 2 else (0, 0.0)
-        return cls(vec, t, owner, label, depth, step, bool(flags & 1), score, root, free)
+        suspect, repeat = bool(flags & 1), bool(flags & 4)
+        return cls(vec, t, owner, label, depth, step, suspect, score, root, free, repeat)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,9 @@ class Weights:
     off_manifold: float = 0.7  # an unlinked query far from all benign data
     swarm: float = 0.45  # at least `swarm_at` recent distinct queries around it, not edits of it
     swarm_at: int = 3
+    # per swarm member beyond `swarm_at`: Square's L∞ squares on images land 1-3 radii from
+    # the point they perturb, so the swarm is most of what its first queries leave behind
+    swarm_each: float = 0.1
 
 
 @dataclass(frozen=True)

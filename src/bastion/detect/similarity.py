@@ -64,6 +64,11 @@ class SimilarityOptions(BaseModel):
         description="per-pattern scores overriding the defaults (see provenance.Weights), "
         "e.g. {linked: 0.15, flip: 0.4}",
     )
+    distinct_window: bool = Field(
+        default=True,
+        description="the campaign window and the swarm count hold the last `window` distinct "
+        "inputs: a verbatim repeat neither scores nor pushes evidence out of the window",
+    )
     persist: bool = Field(default=True, description="share histories via the store (replicas)")
     cross_principal: bool = True
 
@@ -90,11 +95,45 @@ def load_profile(ref: str | Profile, env: Any) -> Profile:
     return Profile.load(resolve(ref) if resolve else ref)
 
 
+class _Distinct:
+    """A principal's last `n` distinct inputs (re-sends skipped): the campaign window's queries,
+    among which a swarm is counted. A bare array, not a `Ring`: it is written on every query."""
+
+    def __init__(self, n: int, dim: int) -> None:
+        self.vec = np.zeros((n, dim), dtype=np.float32)
+        self.sq = np.zeros(n, dtype=np.float32)
+        self.size = self.cursor = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self.vec.nbytes + self.sq.nbytes
+
+    def add(self, v: npt.NDArray[np.float32]) -> None:
+        i = self.cursor
+        self.vec[i] = v
+        self.sq[i] = float(np.dot(v, v))
+        self.cursor = (i + 1) % self.sq.size
+        self.size = min(self.size + 1, self.sq.size)
+
+    def spread(self, v: npt.NDArray[np.float32], inner: float, outer: float) -> int:
+        """How many of them lie farther than `inner` from `v` but within `outer` (see
+        `Ring.spread`; identical inputs are at identical distances and count once)."""
+        n = self.size
+        if n == 0:
+            return 0
+        d2 = np.dot(self.vec[:n], v)
+        d2 *= -2.0
+        d2 += self.sq[:n]
+        d2 += float(np.dot(v, v))
+        return len(set(d2[(d2 > inner * inner) & (d2 <= outer * outer)].tolist()))
+
+
 class _Track:
     """What one principal's queries left behind: history, campaign window, log position."""
 
-    def __init__(self, ring: Ring, campaign: Campaign, feed: Feed) -> None:
+    def __init__(self, ring: Ring, campaign: Campaign, feed: Feed, recent: _Distinct) -> None:
         self.ring, self.campaign, self.feed = ring, campaign, feed
+        self.recent = recent  # the last `window` distinct inputs (the swarm is counted there)
 
 
 class SimilarityDetector:
@@ -136,6 +175,7 @@ class SimilarityDetector:
                 Ring(self.opts.history, self.profile.dim, self.opts.ttl_s),
                 Campaign(self.opts.window, self.opts.trigger),
                 Feed(f"{self.name}:p:{principal}", self.opts.history),
+                _Distinct(self.opts.window, self.profile.dim),
             )
             self.tracks[principal] = track
             while len(self.tracks) > self.opts.max_principals:
@@ -153,7 +193,11 @@ class SimilarityDetector:
         got = pull(store, self.origin, self._feeds(track))
         for e in got[0]:
             track.ring.add(e)
+            if e.repeat and self.opts.distinct_window:
+                continue  # as on the replica that judged it: no window slot, no swarm member
             track.campaign.absorb(e.score - e.free, e.suspect, e.root, e.free)
+            if self.opts.distinct_window:
+                track.recent.add(e.vector)
         for e in got[1] if len(got) > 1 else ():
             self._remember(e)
 
@@ -167,7 +211,8 @@ class SimilarityDetector:
 
     def memory_bytes(self) -> int:
         """Bytes of history held for one principal (the global ring is shared)."""
-        return Ring(self.opts.history, self.profile.dim).nbytes
+        held = Ring(self.opts.history, self.profile.dim).nbytes
+        return held + _Distinct(self.opts.window, self.profile.dim).nbytes
 
     def _foreign(self, v: npt.NDArray[np.float32], me: int, now: float) -> Neighbours:
         """The global neighbours provenance judges (see `link`): the `k` nearest of all
@@ -227,17 +272,35 @@ class SimilarityDetector:
                 # have linked): random starts and noise probes, which benign users never send
                 free, pats = self.weights.off_manifold, ("off_manifold",)
             # (a verbatim repeat adds nothing, not even to a swarm: retrying is normal)
-            swarm = pats != ("repeat",) and self.weights.swarm > 0
-            if swarm and ring.spread(v, self.opts.window, self.radius, self.spread) >= (
-                self.weights.swarm_at
-            ):
-                free, pats = free + self.weights.swarm, (*pats, "swarm")
+            repeat = pats == ("repeat",)
+            swarm = not repeat and self.weights.swarm > 0
+            crowd = 0
+            if swarm and self.opts.distinct_window:
+                crowd = track.recent.spread(v, self.radius, self.spread)
+            elif swarm:
+                crowd = ring.spread(v, self.opts.window, self.radius, self.spread)
+            if crowd >= self.weights.swarm_at:
+                extra = self.weights.swarm_each * (crowd - self.weights.swarm_at)
+                free, pats = free + self.weights.swarm + extra, (*pats, "swarm")
             root = ln.root or int(self._roots.integers(1, 2**62))
-            released += camp.add(score, root, free)
+            if not (repeat and self.opts.distinct_window):
+                released += camp.add(score, root, free)
             entry = Entry(
-                v, obs.time, me, label, ln.depth, ln.step, camp.active, score + free, root, free
+                v,
+                obs.time,
+                me,
+                label,
+                ln.depth,
+                ln.step,
+                camp.active,
+                score + free,
+                root,
+                free,
+                repeat,
             )
             ring.add(entry)
+            if not repeat and self.opts.distinct_window:
+                track.recent.add(v)
             if self.opts.cross_principal:
                 self._remember(entry)
             entries.append(entry)
