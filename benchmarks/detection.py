@@ -67,11 +67,17 @@ def cost(
     base = task.x_test[rng.integers(len(task.x_test), size=history)]
     fill = np.clip(base + rng.normal(0, 0.02, base.shape), task.lower, task.upper)
     labels = task.predict_proba(fill).argmax(1)
-    weights = {} if task.domain == "image" else {"flip": 0.4}  # rows+extraction
-    conf = "similarity+extraction" if task.domain == "image" else "rows+extraction"
+    conf = DOMAIN_CONFIGURATION[task.domain]  # the options the guard plan writes
+    sim_opts = {
+        k: v
+        for e in CONFIGURATIONS[conf]
+        if e["kind"] == "similarity"
+        for k, v in e.items()
+        if k not in ("kind", "profile")
+    }
 
     def similarity() -> SimilarityDetector:
-        return SimilarityDetector(SimilarityOptions(profile="-", weights=weights), profile=prof)
+        return SimilarityDetector(SimilarityOptions(profile="-", **sim_opts), profile=prof)
 
     def extraction() -> ExtractionDetector:
         return ExtractionDetector(ExtractionOptions(profile="-"), profile=prof)
