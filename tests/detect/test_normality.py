@@ -106,3 +106,12 @@ def test_prada_ignores_one_rare_far_item_but_not_a_lump_of_synthetic_steps() -> 
     # lump, and stay in (at most 5 % are left out), so the bend shows
     lump = np.r_[rng.normal(0.8, 0.05, 90), rng.normal(3.5, 0.8, 10)]
     assert det.prada_statistic(deque(lump)) < det.opts.prada_w
+
+
+@pytest.mark.parametrize("n", [3, 4, 7, 30, 501])
+def test_quartiles_of_a_sorted_sample_match_numpy(n: int) -> None:
+    from bastion.detect.extraction import _quartile
+
+    d = np.sort(np.random.default_rng(n).exponential(size=n))
+    got = [_quartile(d, 0.25), _quartile(d, 0.75)]
+    np.testing.assert_allclose(got, np.percentile(d, (25.0, 75.0)), rtol=1e-12)

@@ -32,6 +32,7 @@ from collections import OrderedDict, deque
 from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.detect.feeds import Feed, pull
@@ -154,9 +155,10 @@ class ExtractionDetector:
             d2 *= -2.0
             d2 += ring.sq[:n]
             other = ring.label[:n] != labels[:, None]
-            oldest = (ring.cursor - n) % cap
-            for j in range(max(0, cap - n + 1), m):  # the batch's own earlier queries have
-                other[j, (oldest + np.arange(n + j - cap)) % cap] = True  # evicted these
+            gone = n + np.arange(m) - cap  # how many the batch's own earlier queries evicted
+            if gone[-1] > 0:  # (only once the ring is full): the oldest, for each query
+                slots = (ring.cursor - n + np.arange(gone[-1])) % cap
+                other[:, slots] |= np.arange(gone[-1]) < gone[:, None]
             best = np.where(other, np.inf, d2).min(axis=1)
         if m > 1:
             b2 = vv[:, None] - 2.0 * (vecs @ vecs.T)  # [i, j]: query i as predecessor of j
@@ -186,7 +188,7 @@ class ExtractionDetector:
         among an extractor's lump of small synthetic steps (the bend PRADA looks for) stay
         in even when the lump is most of the sample."""
         d = np.sort(np.fromiter(dist, dtype=np.float64, count=len(dist)))
-        q1, q3 = np.percentile(d, (25.0, 75.0))
+        q1, q3 = _quartile(d, 0.25), _quartile(d, 0.75)
         far = int(np.count_nonzero(d > q3 + self.opts.prada_fence * (q3 - q1)))
         d = d[: d.size - min(far, int(np.ceil(self.opts.prada_trim * d.size)))]
         if d.size < 3 or d[-1] <= d[0]:
@@ -248,3 +250,12 @@ class ExtractionDetector:
             "+".join(failed),
             {"queries": st.n, "cells": int(st.visited.sum()), "classes": len(st.labels)},
         )
+
+
+def _quartile(ascending: npt.NDArray[np.float64], q: float) -> float:
+    """numpy's default (linear) percentile of an already sorted sample, without its
+    generic machinery (a tenth of the check's time)."""
+    pos = q * (ascending.size - 1)
+    lo = int(pos)
+    hi = min(lo + 1, ascending.size - 1)
+    return float(ascending[lo] + (ascending[hi] - ascending[lo]) * (pos - lo))
