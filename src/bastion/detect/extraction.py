@@ -36,7 +36,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.detect.feeds import Feed, pull
-from bastion.detect.history import Entry, Ring, owner_id
+from bastion.detect.history import Entry, owner_id
 from bastion.detect.normality import shapiro_w
 from bastion.detect.profile import Profile
 from bastion.detect.similarity import load_profile
@@ -72,10 +72,42 @@ class ExtractionOptions(BaseModel):
     persist: bool = Field(default=True, description="share histories via the store (replicas)")
 
 
+class _Points:
+    """What PRADA and coverage need of a principal's history: vectors, their squared norms and
+    labels, oldest overwritten first. Memory: capacity × (4·dim + 8) bytes."""
+
+    def __init__(self, capacity: int, dim: int) -> None:
+        self.capacity, self.size, self.cursor = capacity, 0, 0
+        self.vec = np.zeros((capacity, dim), dtype=np.float32)
+        self.sq = np.zeros(capacity, dtype=np.float32)
+        self.label = np.zeros(capacity, dtype=np.int32)
+
+    @property
+    def nbytes(self) -> int:
+        return self.vec.nbytes + self.sq.nbytes + self.label.nbytes
+
+    def extend(
+        self, vecs: npt.NDArray[np.float32], sq: npt.NDArray[np.float32], labels: npt.NDArray[Any]
+    ) -> None:
+        """Append in order (a batch longer than the capacity keeps its newest)."""
+        m = len(vecs)
+        if m > self.capacity:
+            vecs, sq, labels, m = (
+                vecs[-self.capacity :],
+                sq[-self.capacity :],
+                labels[-self.capacity :],
+                self.capacity,
+            )
+        slots = (self.cursor + np.arange(m)) % self.capacity
+        self.vec[slots], self.sq[slots], self.label[slots] = vecs, sq, labels
+        self.cursor = (self.cursor + m) % self.capacity
+        self.size = min(self.size + m, self.capacity)
+
+
 class _Principal:
     def __init__(self, history: int, dim: int, cells: int, feed: Feed) -> None:
         self.feed = feed
-        self.ring = Ring(history, dim)
+        self.ring = _Points(history, dim)
         # distances of genuinely new queries to their nearest same-label predecessor: the
         # last PRADA_SAMPLE of them are what the normality test judges
         self.dist: deque[float] = deque(maxlen=PRADA_SAMPLE)
@@ -106,7 +138,7 @@ class ExtractionDetector:
     def memory_bytes(self) -> int:
         """Bytes held per principal: its history ring plus the distance list (a Python float
         and its slot: 32 bytes each)."""
-        return Ring(self.opts.history, self.profile.dim).nbytes + 32 * PRADA_SAMPLE
+        return _Points(self.opts.history, self.profile.dim).nbytes + 32 * PRADA_SAMPLE
 
     def _state(self, principal: str) -> _Principal:
         st = self.states.get(principal)
@@ -177,8 +209,7 @@ class ExtractionDetector:
         st.visited[j] = True
         near = np.sqrt(np.maximum(c2[j, np.arange(m)], 0.0))
         st.far += int((near > self.profile.cell_radius).sum())
-        for e in batch:
-            ring.add(e)
+        ring.extend(vecs, vv, labels)
 
     def prada_statistic(self, dist: deque[float]) -> float:
         """W of the principal's new-query distances without a few far-out ones (1 when
