@@ -7,24 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bastion.detect.arena import Arena, PrincipalTarget
+from bastion.detect.arena import Arena, PrincipalTarget, replay
 from bastion.detect.campaigns import adaptive_run, art_run, bastion_run, extraction_run, victims
 from bastion.detect.streams import Task, benign_streams
 from bastion.errors import TargetError
 
 
 def _benign_flagged(arena: Arena, n: int, seed: int) -> list[str]:
-    flagged = []
-    for s in benign_streams(arena.task, n, seed=seed, mean_queries=30):
-        pt = PrincipalTarget(arena, s.principal)
-        for q in s.queries:
-            try:
-                pt.query(q[None])
-            except TargetError:
-                break
-        if pt.tally.detected_at is not None:
-            flagged.append(s.principal)
-    return flagged
+    return replay(arena, benign_streams(arena.task, n, seed=seed, mean_queries=30))[0]
 
 
 @pytest.fixture

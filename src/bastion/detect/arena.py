@@ -12,6 +12,7 @@ answer that the guard actually returned before stopping it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from bastion.guard.stores.base import Store
 from bastion.guard.stores.memory import MemoryStore
 from bastion.target.base import OutputKind, QueryResult, TargetInfo
 
-__all__ = ["Arena", "PrincipalTarget", "Tally"]
+__all__ = ["Arena", "PrincipalTarget", "Tally", "replay"]
 
 DEFAULT_ACTIONS: list[dict[str, Any]] = [
     {"at": 2.0, "action": "flag"},
@@ -186,3 +187,24 @@ class PrincipalTarget:
             scores=None if pred.scores is None else np.asarray(pred.scores, dtype=np.float64),
             latency_s=time.perf_counter() - t0,
         )
+
+
+def replay(
+    arena: Arena, streams: Iterable[Any], prefix: str | None = None
+) -> tuple[list[str], int]:
+    """Send benign streams (`streams.BenignStream`) through the arena, each as its own
+    principal (renamed `prefix-NNNNN` when given), until one is refused: the principals the
+    guard brought to its first action level, and the queries sent."""
+    flagged, queries = [], 0
+    for s in streams:
+        name = s.principal if prefix is None else s.principal.replace("user", prefix, 1)
+        pt = PrincipalTarget(arena, name)
+        for q in s.queries:
+            try:
+                pt.query(q[None])
+            except TargetError:
+                break
+        if pt.tally.detected_at is not None:
+            flagged.append(name)
+        queries += pt.tally.queries
+    return flagged, queries

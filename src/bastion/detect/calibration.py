@@ -23,12 +23,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bastion.detect.arena import Arena, PrincipalTarget
+from bastion.detect.arena import Arena, replay
 from bastion.detect.extraction import ExtractionDetector, ExtractionOptions
 from bastion.detect.profile import Profile
 from bastion.detect.similarity import SimilarityDetector, SimilarityOptions
 from bastion.detect.streams import Task, benign_streams
-from bastion.errors import TargetError
 from bastion.guard.policies.detection import Observation
 from bastion.guard.request import Prediction
 from bastion.guard.stores.memory import MemoryStore
@@ -101,17 +100,7 @@ def flagged(task: Task, detectors: list[dict[str, Any]], n: int, seed: int = 101
     """The calibration principals a guard with these detector entries (as in guard.yaml, the
     evaluation's actions) brings to its first action level."""
     arena = Arena(task, detectors)
-    out = []
     try:
-        for s in benign_streams(development(task), n, seed=seed):
-            pt = PrincipalTarget(arena, s.principal)
-            for q in s.queries:
-                try:
-                    pt.query(q[None])
-                except TargetError:
-                    break
-            if pt.tally.detected_at is not None:
-                out.append(s.principal)
+        return replay(arena, benign_streams(development(task), n, seed=seed))[0]
     finally:
         arena.close()
-    return out

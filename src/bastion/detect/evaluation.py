@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bastion.detect.arena import Arena, PrincipalTarget, Tally
+from bastion.detect.arena import Arena, Tally, replay
 from bastion.detect.campaigns import (
     ART_ATTACKS,
     BASTION_ATTACKS,
@@ -28,7 +28,6 @@ from bastion.detect.campaigns import (
 )
 from bastion.detect.profile import fit_profile
 from bastion.detect.streams import benign_streams, load_task
-from bastion.errors import TargetError
 
 __all__ = ["CONFIGURATIONS", "DOMAIN_CONFIGURATION", "EvalPlan", "EvalResult", "evaluate"]
 
@@ -137,17 +136,8 @@ def _benign(arena: Arena, res: EvalResult, n: int, seed: int) -> None:
 
 def _send_benign(arena: Arena, n: int, seed: int, prefix: str) -> tuple[int, int]:
     """(principals flagged, queries sent) for `n` benign users drawn with `seed`."""
-    flagged, queries = 0, 0
-    for s in benign_streams(arena.task, n, seed=seed):
-        pt = PrincipalTarget(arena, s.principal.replace("user", prefix, 1))
-        for q in s.queries:
-            try:
-                pt.query(q[None])
-            except TargetError:
-                break
-        flagged += pt.tally.detected_at is not None
-        queries += pt.tally.queries
-    return flagged, queries
+    flagged, queries = replay(arena, benign_streams(arena.task, n, seed=seed), prefix)
+    return len(flagged), queries
 
 
 def _run_attacks(
