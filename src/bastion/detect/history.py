@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["EMPTY", "LEAD", "Entry", "Neighbours", "Ring", "owner_id"]
+__all__ = ["EMPTY", "LEAD", "Entry", "Neighbours", "Ring", "between", "owner_id"]
 
 LEAD = 8  # leading feature columns searched first (a lower bound of the full distance)
 _ROUNDING = 2e-6  # bound on float32 rounding of an expanded squared distance, relative to |v|²
@@ -222,12 +222,7 @@ class Ring:
         else:
             slots = np.r_[self.capacity - (n - c) : self.capacity, 0:c]
             vec, sq = self.vec[slots], self.sq[slots]
-        d2 = np.dot(vec, v)
-        d2 *= -2.0
-        d2 += sq
-        d2 += float(np.dot(v, v))
-        # identical inputs are at identical distances (a set of a dozen floats: no numpy unique)
-        return len(set(d2[(d2 > inner * inner) & (d2 <= outer * outer)].tolist()))
+        return between(vec, sq, v, inner, outer)
 
     def values(self) -> npt.NDArray[np.float32]:
         return self.vec[: self.size]
@@ -243,6 +238,23 @@ EMPTY = Neighbours(
     np.zeros(0, np.int64),
     0,
 )
+
+
+def between(
+    vec: npt.NDArray[np.float32],
+    sq: npt.NDArray[np.float32],
+    v: npt.NDArray[np.float32],
+    inner: float,
+    outer: float,
+) -> int:
+    """How many distinct rows of `vec` (squared norms `sq`) lie farther than `inner` from `v`
+    but within `outer` (the swarm count)."""
+    d2 = np.dot(vec, v)
+    d2 *= -2.0
+    d2 += sq
+    d2 += float(np.dot(v, v))
+    # identical inputs are at identical distances (a set of a dozen floats: no numpy unique)
+    return len(set(d2[(d2 > inner * inner) & (d2 <= outer * outer)].tolist()))
 
 
 @lru_cache(maxsize=65_536)  # hashed on every query, by every detector

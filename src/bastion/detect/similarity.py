@@ -27,7 +27,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bastion.detect.feeds import Feed, pull, push
-from bastion.detect.history import EMPTY, Entry, Neighbours, Ring, owner_id
+from bastion.detect.history import EMPTY, Entry, Neighbours, Ring, between, owner_id
 from bastion.detect.profile import Profile
 from bastion.detect.provenance import Campaign, Weights, link
 from bastion.guard.policies.detection import Evidence, Observation
@@ -119,13 +119,7 @@ class _Distinct:
         """How many of them lie farther than `inner` from `v` but within `outer` (see
         `Ring.spread`; identical inputs are at identical distances and count once)."""
         n = self.size
-        if n == 0:
-            return 0
-        d2 = np.dot(self.vec[:n], v)
-        d2 *= -2.0
-        d2 += self.sq[:n]
-        d2 += float(np.dot(v, v))
-        return len(set(d2[(d2 > inner * inner) & (d2 <= outer * outer)].tolist()))
+        return between(self.vec[:n], self.sq[:n], v, inner, outer) if n else 0
 
 
 class _Track:
