@@ -52,7 +52,9 @@ def test_profiles_loaded_from_one_file_encode_an_observation_once(tmp_path: Path
     np.testing.assert_allclose(other.features(x, memo), other.encode(x), rtol=1e-6)
 
 
-@pytest.mark.parametrize("first_check", [8, 40])  # 40: a first batch larger than the ring
+# 40: a first batch larger than the history; 100: one that fills the ring's slack (64 queries
+# are measured at the latest); 200 queries wrap the ring, history and slack, twice
+@pytest.mark.parametrize("first_check", [8, 40, 100])
 def test_extraction_measures_batched_queries_as_it_would_one_by_one(first_check: int) -> None:
     """The distances PRADA judges, the cells visited and the off-manifold count equal a
     brute-force replay in arrival order, also when the history overflows its ring."""
@@ -68,7 +70,7 @@ def test_extraction_measures_batched_queries_as_it_would_one_by_one(first_check:
         profile=prof,
     )
     store = MemoryStore()
-    xs = np.r_[rng.normal(size=(40, 6)), rng.normal(size=(20, 6)) * 6]  # some off-manifold
+    xs = np.r_[rng.normal(size=(150, 6)), rng.normal(size=(50, 6)) * 6]  # some off-manifold
     xs[10] = xs[4]  # a repeat: never judged by PRADA
     ys = rng.integers(0, 3, size=len(xs))
     for x, y in zip(xs, ys, strict=True):

@@ -74,13 +74,17 @@ class ExtractionOptions(BaseModel):
 
 class _Points:
     """What PRADA and coverage need of a principal's history: vectors, their squared norms and
-    labels, oldest overwritten first. Memory: capacity × (4·dim + 8) bytes."""
+    labels, oldest overwritten first. It holds `_SETTLE_AT` entries beyond its `history`, so
+    a batch of queries can be written before it is measured without overwriting anything an
+    earlier query of the batch still counts as a predecessor. Memory:
+    (history + `_SETTLE_AT`) × (4·dim + 8) bytes."""
 
-    def __init__(self, capacity: int, dim: int) -> None:
-        self.capacity, self.size, self.cursor = capacity, 0, 0
-        self.vec = np.zeros((capacity, dim), dtype=np.float32)
-        self.sq = np.zeros(capacity, dtype=np.float32)
-        self.label = np.zeros(capacity, dtype=np.int32)
+    def __init__(self, history: int, dim: int) -> None:
+        self.history = history
+        self.capacity, self.size, self.cursor = history + _SETTLE_AT, 0, 0
+        self.vec = np.zeros((self.capacity, dim), dtype=np.float32)
+        self.sq = np.zeros(self.capacity, dtype=np.float32)
+        self.label = np.zeros(self.capacity, dtype=np.int64)
 
     @property
     def nbytes(self) -> int:
@@ -89,19 +93,29 @@ class _Points:
     def extend(
         self, vecs: npt.NDArray[np.float32], sq: npt.NDArray[np.float32], labels: npt.NDArray[Any]
     ) -> None:
-        """Append in order (a batch longer than the capacity keeps its newest)."""
-        m = len(vecs)
-        if m > self.capacity:
-            vecs, sq, labels, m = (
-                vecs[-self.capacity :],
-                sq[-self.capacity :],
-                labels[-self.capacity :],
-                self.capacity,
-            )
-        slots = (self.cursor + np.arange(m)) % self.capacity
-        self.vec[slots], self.sq[slots], self.label[slots] = vecs, sq, labels
-        self.cursor = (self.cursor + m) % self.capacity
+        """Append in order (at most `_SETTLE_AT` at a time)."""
+        m, c = len(vecs), self.cursor
+        if c + m <= self.capacity:  # (one block: no index arrays)
+            self.vec[c : c + m], self.sq[c : c + m], self.label[c : c + m] = vecs, sq, labels
+        else:
+            slots = (c + np.arange(m)) % self.capacity
+            self.vec[slots], self.sq[slots], self.label[slots] = vecs, sq, labels
+        self.cursor = (c + m) % self.capacity
         self.size = min(self.size + m, self.capacity)
+
+    def unseen(self, first: int, m: int) -> list[tuple[int, int, int]]:
+        """For each of the last `m` entries written (the `i`-th at slot `first + i`), the
+        column ranges of the held slots that are not its predecessors: itself, the batch's
+        later entries, and what is older than the `history` entries before it — one cyclic
+        run of `_SETTLE_AT` slots from its own, as (row, start, stop) within `size` columns."""
+        runs, cap, n = [], self.capacity, self.size
+        for i in range(m):
+            start = (first + i) % cap
+            stop = start + cap - self.history
+            runs.append((i, start, min(stop, n)))
+            if stop > cap:
+                runs.append((i, 0, min(stop - cap, n)))
+        return runs
 
 
 class _Principal:
@@ -130,7 +144,8 @@ class ExtractionDetector:
         self.opts = options
         self.profile = profile or load_profile(options.profile, env)
         self.cells = self.profile.cells
-        self.cell_sq = (self.cells * self.cells).sum(1)
+        self.cell_sq = (self.cells * self.cells).sum(1).astype(np.float32)
+        self._cells_t = np.ascontiguousarray(self.cells.T, dtype=np.float32)
         self.states: OrderedDict[str, _Principal] = OrderedDict()
         self.origin = uuid.uuid4().hex[:16]  # this replica, in the shared logs
         self._lock = threading.Lock()  # pull, judge, push: one step per process
@@ -169,47 +184,40 @@ class ExtractionDetector:
         """Measure the queries taken since the last check, in arrival order, in one pass over
         the history: the tests need them only at a check, and one product for several queries
         reads the history once instead of once per query (it does not fit in a core's cache
-        next to the similarity detector's). Each query's predecessors are the history plus the
-        earlier queries of the batch."""
+        next to the similarity detector's). The batch is written first; each query's
+        predecessors are then the `history` entries before it, its own batch's earlier
+        ones included."""
         batch, st.pending = st.pending, []
         if not batch:
             return
         m = len(batch)
-        vecs = np.stack([e.vector for e in batch])
-        labels = np.fromiter((e.label for e in batch), dtype=np.int64, count=m)
+        vecs = np.array([e.vector for e in batch], dtype=np.float32)
+        labels = np.array([e.label for e in batch], dtype=np.int64)
         vv = np.einsum("ij,ij->i", vecs, vecs)
         ring = st.ring
-        # (squared distance - |query|²) to the nearest same-label predecessor, per query
-        best = np.full(m, np.inf, dtype=np.float32)
-        n, cap = ring.size, ring.capacity
-        if n:  # one row per query, so each minimum runs over contiguous memory
-            d2 = vecs @ ring.vec[:n].T
-            d2 *= -2.0
-            d2 += ring.sq[:n]
-            other = ring.label[:n] != labels[:, None]
-            gone = n + np.arange(m) - cap  # how many the batch's own earlier queries evicted
-            if gone[-1] > 0:  # (only once the ring is full): the oldest, for each query
-                slots = (ring.cursor - n + np.arange(gone[-1])) % cap
-                other[:, slots] |= np.arange(gone[-1]) < gone[:, None]
-            best = np.where(other, np.inf, d2).min(axis=1)
-        if m > 1:
-            b2 = vv[:, None] - 2.0 * (vecs @ vecs.T)  # [i, j]: query i as predecessor of j
-            gap = np.arange(m)[None, :] - np.arange(m)[:, None]
-            b2[~((gap > 0) & (gap <= cap) & (labels[:, None] == labels))] = np.inf
-            best = np.minimum(best, b2.min(axis=0))
-        dist = np.sqrt(np.maximum(best + vv, 0.0))
+        first = ring.cursor
+        ring.extend(vecs, vv, labels)
+        n = ring.size
+        twice = vecs * -2.0
+        # (squared distance - |query|²) to every held entry, one row per query; then what is
+        # not a same-label predecessor is ruled out
+        d2 = twice @ ring.vec[:n].T
+        d2 += ring.sq[:n]
+        d2[ring.label[:n] != labels[:, None]] = np.inf
+        for i, start, stop in ring.unseen(first, m):
+            d2[i, start:stop] = np.inf
+        best = d2.min(axis=1)
+        best += vv
+        dist = np.sqrt(np.maximum(best, 0.0))
         # repeats and near-duplicates are the similarity detector's business; PRADA judges
         # the spread of genuinely new queries (otherwise every retry bends it)
         st.dist.extend(dist[np.isfinite(dist) & (dist > self.profile.radius)].tolist())
-        c2 = self.cells @ vecs.T
-        c2 *= -2.0
-        c2 += self.cell_sq[:, None]
-        c2 += vv
-        j = c2.argmin(axis=0)
+        c2 = twice @ self._cells_t
+        c2 += self.cell_sq
+        j = c2.argmin(axis=1)
         st.visited[j] = True
-        near = np.sqrt(np.maximum(c2[j, np.arange(m)], 0.0))
-        st.far += int((near > self.profile.cell_radius).sum())
-        ring.extend(vecs, vv, labels)
+        near2 = c2[np.arange(m), j] + vv
+        st.far += int(np.count_nonzero(near2 > self.profile.cell_radius**2))
 
     def prada_statistic(self, dist: deque[float]) -> float:
         """W of the principal's new-query distances without a few far-out ones (1 when

@@ -16,7 +16,6 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,10 +23,22 @@ import numpy.typing as npt
 __all__ = ["EMPTY", "LEAD", "Entry", "Neighbours", "Ring", "between", "owner_id"]
 
 LEAD = 8  # leading feature columns searched first (a lower bound of the full distance)
+_EXACT_UPTO = 256  # candidates measured from their differences rather than the expanded form
 _ROUNDING = 2e-6  # bound on float32 rounding of an expanded squared distance, relative to |v|²
 
 _HEAD = struct.Struct("<dqiiffB")  # time, owner, label, depth, step, score, flags
 _TAIL = struct.Struct("<qf")  # lineage root, lineage-free part of the score (flag bit 1)
+_META = np.dtype(
+    [
+        ("time", np.float64),
+        ("owner", np.int64),
+        ("label", np.int32),
+        ("depth", np.int32),
+        ("step", np.float32),
+        ("suspect", np.bool_),
+        ("root", np.int64),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -94,13 +105,18 @@ class Ring:
         self._lead = self._data[:, : self.lead + 1]
         self._q = np.ones(self.lead + 1, dtype=np.float32)  # the query side of the bound
         self.sq = np.zeros(capacity, dtype=np.float32)
-        self.time = np.full(capacity, -np.inf)
-        self.owner = np.zeros(capacity, dtype=np.int64)
-        self.label = np.zeros(capacity, dtype=np.int32)
-        self.depth = np.zeros(capacity, dtype=np.int32)
-        self.step = np.zeros(capacity, dtype=np.float32)
-        self.suspect = np.zeros(capacity, dtype=np.bool_)
-        self.root = np.zeros(capacity, dtype=np.int64)
+        # what provenance reads of a neighbour, one record per entry: written in one step, and
+        # the neighbours' records gathered in one step
+        self.meta = np.zeros(capacity, dtype=_META)
+        self.meta["time"] = -np.inf
+        meta = self.meta
+        self.time, self.owner, self.label = meta["time"], meta["owner"], meta["label"]
+        self.depth, self.step, self.suspect, self.root = (
+            meta["depth"],
+            meta["step"],
+            meta["suspect"],
+            meta["root"],
+        )
         self.suspects = 0  # entries held whose sender was under suspicion
         self.suspect_by: dict[int, int] = {}  # ... per sender
         self.size = 0
@@ -108,19 +124,18 @@ class Ring:
 
     @property
     def nbytes(self) -> int:
-        arrays: tuple[npt.NDArray[Any], ...] = (self._data, self.sq, self.time)
-        arrays += (self.owner, self.label, self.depth, self.step, self.suspect, self.root)
-        return sum(a.nbytes for a in arrays)
+        return self._data.nbytes + self.sq.nbytes + self.meta.nbytes
 
-    def add(self, e: Entry) -> None:
+    def add(self, e: Entry, norms: tuple[float, float] | None = None) -> None:
+        """Remember `e`, overwriting the oldest entry when full; `norms` (`norms(e.vector)`)
+        saves computing them again when one query goes into several rings."""
         i = self.cursor
         v = e.vector
         self.vec[i] = v
-        head, tail = v[: self.lead], v[self.lead :]
-        lead = float(np.dot(head, head))
+        lead, sq = norms or self.norms(v)
         self._data[i, 0] = lead
-        self.sq[i] = lead + float(np.dot(tail, tail))
-        if self.suspect[i] and i < self.size:  # a suspect entry is overwritten
+        self.sq[i] = sq
+        if i < self.size and self.suspect[i]:  # a suspect entry is overwritten
             old = int(self.owner[i])
             self.suspects -= 1
             self.suspect_by[old] -= 1
@@ -129,11 +144,15 @@ class Ring:
         if e.suspect:
             self.suspects += 1
             self.suspect_by[e.owner] = self.suspect_by.get(e.owner, 0) + 1
-        self.time[i], self.owner[i], self.label[i] = e.time, e.owner, e.label
-        self.depth[i], self.step[i], self.suspect[i] = e.depth, e.step, e.suspect
-        self.root[i] = e.root
+        self.meta[i] = (e.time, e.owner, e.label, e.depth, e.step, e.suspect, e.root)
         self.cursor = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
+
+    def norms(self, v: npt.NDArray[np.float32]) -> tuple[float, float]:
+        """Squared norms of `v`'s lead columns and of all of it, as `add` stores them."""
+        head, tail = v[: self.lead], v[self.lead :]
+        lead = float(np.dot(head, head))
+        return lead, lead + float(np.dot(tail, tail))
 
     def nearest(
         self,
@@ -165,11 +184,15 @@ class Ring:
             hit = hit[keep(hit)]
         if hit.size == 0 or (unless is not None and not unless(hit)):
             return EMPTY
-        d2 = np.dot(self.vec[hit], v)
-        d2 *= -2.0
-        d2 += self.sq[hit]
         vv = float(np.dot(v, v))
-        d2 += vv
+        if hit.size <= _EXACT_UPTO:  # the usual case: a few candidates, each measured exactly
+            diff = self.vec[hit] - v
+            d2 = np.einsum("ij,ij->i", diff, diff)
+        else:  # many (a point hammered by one campaign): the expanded form, one product
+            d2 = np.dot(self.vec[hit], v)
+            d2 *= -2.0
+            d2 += self.sq[hit]
+            d2 += vv
         inside = d2 <= r2
         if self.ttl_s is not None:
             inside &= self.time[hit] >= now - self.ttl_s
@@ -177,34 +200,31 @@ class Ring:
             hit, d2 = hit[inside], d2[inside]
             if hit.size == 0:
                 return EMPTY
-        # identical inputs are at exactly the same distance: distinct distances, distinct inputs.
-        # |x|² - 2x·v + |v|² in float32 leaves up to ~2.4e-7·|v|² where x = v (measured on
-        # both tasks' profiles): an input identical to the query must not count as another
+        # identical inputs are at exactly the same distance: distinct distances, distinct
+        # inputs. The expanded form leaves up to ~2.4e-7·|v|² where x = v (measured on both
+        # tasks' profiles): an input identical to the query must not count as another
         same = max(r2 * 1e-6, _ROUNDING * vv)
         within = len(set(d2[d2 > same].tolist()))
-        if hit.size > 1:  # closest first; a partition first only when there are many
-            if hit.size > 8 * k:
-                part = np.argpartition(d2, k - 1)[:k]
-                hit, d2 = hit[part], d2[part]
+        if hit.size > _EXACT_UPTO:
+            # the few returned are measured again from their difference, exactly: provenance
+            # tells a verbatim repeat (distance 0) from an edit by these distances (the
+            # expanded form left a re-send of an item with |v| ≈ 5 about 0.002 away)
+            part = np.argpartition(d2, k - 1)[:k] if hit.size > k else slice(None)
+            hit = hit[part]
+            diff = self.vec[hit] - v
+            d2 = np.einsum("ij,ij->i", diff, diff)
+        if hit.size > 1:  # closest first
             order = np.argsort(d2)[:k]
             hit, d2 = hit[order], d2[order]
-        # the few returned are measured again from their difference, exactly: provenance tells
-        # a verbatim repeat (distance 0) from an edit by these distances
-        # (the expanded form left a re-send of an item with |v| ≈ 5 about 0.002 away)
-        diff = self.vec[hit] - v
-        d2 = np.einsum("ij,ij->i", diff, diff)
-        if hit.size > 1:
-            order = np.argsort(d2)
-            hit, d2 = hit[order], d2[order]
-        dist = np.sqrt(d2, out=d2)
+        rec = self.meta[hit]
         return Neighbours(
-            dist,
-            self.label[hit],
-            self.depth[hit],
-            self.step[hit],
-            self.owner[hit],
-            self.suspect[hit],
-            self.root[hit],
+            np.sqrt(d2),
+            rec["label"],
+            rec["depth"],
+            rec["step"],
+            rec["owner"],
+            rec["suspect"],
+            rec["root"],
             within,
         )
 

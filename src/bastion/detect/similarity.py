@@ -195,9 +195,9 @@ class SimilarityDetector:
         for e in got[1] if len(got) > 1 else ():
             self._remember(e)
 
-    def _remember(self, e: Entry) -> None:
+    def _remember(self, e: Entry, norms: tuple[float, float] | None = None) -> None:
         """Add to the global history; note the lineage if its sender was under suspicion."""
-        self.global_ring.add(e)
+        self.global_ring.add(e, norms)
         if e.suspect and e.root and e.root not in self.caught:
             self.caught[e.root] = e.owner
             if len(self.caught) > self.opts.global_history:
@@ -292,11 +292,12 @@ class SimilarityDetector:
                 free,
                 repeat,
             )
-            ring.add(entry)
+            norms = ring.norms(v)  # (both rings store them)
+            ring.add(entry, norms)
             if not repeat and self.opts.distinct_window:
                 track.recent.add(v)
             if self.opts.cross_principal:
-                self._remember(entry)
+                self._remember(entry, norms)
             entries.append(entry)
             depth = max(depth, ln.depth)
             if score or free:
