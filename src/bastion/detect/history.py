@@ -92,7 +92,7 @@ class Neighbours:
 
 class Ring:
     """Fixed-capacity history; the oldest entry is overwritten, entries older than `ttl_s`
-    are ignored. Memory: capacity × (4·dim + 45) bytes."""
+    are ignored. Memory: capacity × (4·dim + 49) bytes."""
 
     def __init__(self, capacity: int, dim: int, ttl_s: float | None = None) -> None:
         self.capacity = capacity
@@ -104,6 +104,7 @@ class Ring:
         self.vec = self._data[:, 1:]
         self._lead = self._data[:, : self.lead + 1]
         self._q = np.ones(self.lead + 1, dtype=np.float32)  # the query side of the bound
+        self._low = np.empty(capacity, dtype=np.float32)  # the bounds (no allocation per query)
         self.sq = np.zeros(capacity, dtype=np.float32)
         # what provenance reads of a neighbour, one record per entry: written in one step, and
         # the neighbours' records gathered in one step
@@ -124,7 +125,7 @@ class Ring:
 
     @property
     def nbytes(self) -> int:
-        return self._data.nbytes + self.sq.nbytes + self.meta.nbytes
+        return self._data.nbytes + self.sq.nbytes + self.meta.nbytes + self._low.nbytes
 
     def add(self, e: Entry, norms: tuple[float, float] | None = None) -> None:
         """Remember `e`, overwriting the oldest entry when full; `norms` (`norms(e.vector)`)
@@ -178,16 +179,15 @@ class Ring:
         vv_lead = float(np.dot(head, head))
         # |x_lead|² - 2 x_lead·v_lead + |v_lead|² is an exact lower bound of |x - v|²; a
         # little slack for float32 rounding
-        low = np.dot(self._lead[:n], q)
-        hit = np.flatnonzero(low <= r2 - vv_lead + 1e-4 * (r2 + vv_lead) + 1e-6)
+        low = np.dot(self._lead[:n], q, out=self._low[:n])
+        hit = (low <= r2 - vv_lead + 1e-4 * (r2 + vv_lead) + 1e-6).nonzero()[0]
         if hit.size and keep is not None:
             hit = hit[keep(hit)]
         if hit.size == 0 or (unless is not None and not unless(hit)):
             return EMPTY
         vv = float(np.dot(v, v))
         if hit.size <= _EXACT_UPTO:  # the usual case: a few candidates, each measured exactly
-            diff = self.vec[hit] - v
-            d2 = np.einsum("ij,ij->i", diff, diff)
+            d2 = _squared(self.vec[hit] - v)
         else:  # many (a point hammered by one campaign): the expanded form, one product
             d2 = np.dot(self.vec[hit], v)
             d2 *= -2.0
@@ -211,8 +211,7 @@ class Ring:
             # expanded form left a re-send of an item with |v| ≈ 5 about 0.002 away)
             part = np.argpartition(d2, k - 1)[:k] if hit.size > k else slice(None)
             hit = hit[part]
-            diff = self.vec[hit] - v
-            d2 = np.einsum("ij,ij->i", diff, diff)
+            d2 = _squared(self.vec[hit] - v)
         if hit.size > 1:  # closest first
             order = np.argsort(d2)[:k]
             hit, d2 = hit[order], d2[order]
@@ -267,14 +266,29 @@ def between(
     inner: float,
     outer: float,
 ) -> int:
-    """How many distinct rows of `vec` (squared norms `sq`) lie farther than `inner` from `v`
-    but within `outer` (the swarm count)."""
-    d2 = np.dot(vec, v)
-    d2 *= -2.0
-    d2 += sq
-    d2 += float(np.dot(v, v))
+    """How many distinct rows of `vec` lie farther than `inner` from `v` but within `outer`
+    (the swarm count; `sq`, their squared norms, serves windows longer than `_EXACT_UPTO`)."""
+    if len(vec) <= _EXACT_UPTO:  # a window of a dozen: its differences, exactly
+        d2 = _squared(vec - v)
+    else:
+        d2 = np.dot(vec, v)
+        d2 *= -2.0
+        d2 += sq
+        d2 += float(np.dot(v, v))
     # identical inputs are at identical distances (a set of a dozen floats: no numpy unique)
     return len(set(d2[(d2 > inner * inner) & (d2 <= outer * outer)].tolist()))
+
+
+def _squared(diff: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Row-wise squared norms of a fresh difference array (squared in place)."""
+    np.square(diff, out=diff)
+    out: npt.NDArray[np.float32] = np.dot(diff, _ones(diff.shape[1]))
+    return out
+
+
+@lru_cache(maxsize=8)
+def _ones(dim: int) -> npt.NDArray[np.float32]:
+    return np.ones(dim, dtype=np.float32)
 
 
 @lru_cache(maxsize=65_536)  # hashed on every query, by every detector

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from limits.storage import Storage
 
@@ -69,8 +69,7 @@ class PrincipalState:
         return self.action
 
 
-@dataclass(frozen=True)
-class LogAppend:
+class LogAppend(NamedTuple):
     """Entries for one log; the log keeps only its newest `max_items` (and, where the store
     can expire keys, forgets a log untouched for `ttl_s`)."""
 
@@ -80,8 +79,7 @@ class LogAppend:
     ttl_s: float | None = None
 
 
-@dataclass(frozen=True)
-class LogRead:
+class LogRead(NamedTuple):
     """Ask for the entries of `key` appended after `cursor` (0: from the start), at most the
     newest `limit` of them; `own` also returns the reader's own entries (a cold start, after
     the reader forgot what it held)."""
@@ -92,8 +90,7 @@ class LogRead:
     own: bool = False
 
 
-@dataclass(frozen=True)
-class LogSlice:
+class LogSlice(NamedTuple):
     """Entries other origins appended after the cursor, oldest first, and the cursor to pass
     next time (the log's newest sequence number when it was read, own entries included)."""
 

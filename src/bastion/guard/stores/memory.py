@@ -181,7 +181,11 @@ class MemoryStore:
         out = []
         with self._lock:
             for r in reads:
-                buf, last = self._logs.get(r.key, (deque[tuple[int, str, bytes]](), 0))
+                held = self._logs.get(r.key)
+                if held is None:
+                    out.append(LogSlice([], 0))
+                    continue
+                buf, last = held
                 cursor = r.cursor if r.cursor <= last else 0
                 items: list[bytes] = []
                 for seq, who, item in reversed(buf):  # newest first, stop at the cursor
