@@ -88,7 +88,7 @@ def test_extraction_measures_batched_queries_as_it_would_one_by_one(first_check:
         to_cells = np.sqrt(((prof.cells - e[i]) ** 2).sum(1))
         visited.add(int(to_cells.argmin()))
         far += int(to_cells.min() > prof.cell_radius)
-    np.testing.assert_allclose(list(st.dist), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(st.dist.ordered(), want, rtol=1e-4, atol=1e-4)
     assert set(np.flatnonzero(st.visited).tolist()) == visited
     assert st.far == far > 0
     assert st.n == len(xs)
@@ -117,3 +117,19 @@ def test_quartiles_of_a_sorted_sample_match_numpy(n: int) -> None:
     d = np.sort(np.random.default_rng(n).exponential(size=n))
     got = [_quartile(d, 0.25), _quartile(d, 0.75)]
     np.testing.assert_allclose(got, np.percentile(d, (25.0, 75.0)), rtol=1e-12)
+
+
+def test_the_prada_sample_keeps_the_newest_distances_in_order() -> None:
+    from collections import deque
+
+    from bastion.detect.extraction import _Sample
+
+    rng = np.random.default_rng(5)
+    sample, want = _Sample(7), deque[float](maxlen=7)
+    for m in (3, 2, 5, 1, 9, 4):  # wraps, and one batch longer than the sample
+        values = rng.random(m)
+        sample.extend(values)
+        want.extend(values.tolist())
+        assert len(sample) == len(want)
+        np.testing.assert_array_equal(sample.ordered(), list(want))
+        assert sorted(sample.held().tolist()) == sorted(want)

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -118,13 +119,47 @@ class _Points:
         return runs
 
 
+class _Sample:
+    """The newest `size` distances PRADA judges, in a numpy ring: a deque of Python floats
+    lies scattered through memory, and reading 500 of them back at each check cost more
+    than the test itself."""
+
+    def __init__(self, size: int) -> None:
+        self.buf = np.zeros(size, dtype=np.float64)
+        self.size = self.cursor = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def extend(self, values: npt.NDArray[Any]) -> None:
+        cap = self.buf.size
+        values = values[-cap:]
+        m, c = values.size, self.cursor
+        if c + m <= cap:
+            self.buf[c : c + m] = values
+        else:
+            self.buf[(c + np.arange(m)) % cap] = values
+        self.cursor = (c + m) % cap
+        self.size = min(self.size + m, cap)
+
+    def held(self) -> npt.NDArray[np.float64]:
+        """The distances, in no particular order (the test sorts them)."""
+        return self.buf[: self.size]
+
+    def ordered(self) -> npt.NDArray[np.float64]:
+        """The distances, oldest first."""
+        if self.size < self.buf.size:
+            return self.buf[: self.size].copy()
+        return np.concatenate([self.buf[self.cursor :], self.buf[: self.cursor]])
+
+
 class _Principal:
     def __init__(self, history: int, dim: int, cells: int, feed: Feed) -> None:
         self.feed = feed
         self.ring = _Points(history, dim)
         # distances of genuinely new queries to their nearest same-label predecessor: the
         # last PRADA_SAMPLE of them are what the normality test judges
-        self.dist: deque[float] = deque(maxlen=PRADA_SAMPLE)
+        self.dist = _Sample(PRADA_SAMPLE)
         self.visited = np.zeros(cells, dtype=np.bool_)
         self.labels: dict[int, int] = {}
         self.far = 0
@@ -151,9 +186,8 @@ class ExtractionDetector:
         self._lock = threading.Lock()  # pull, judge, push: one step per process
 
     def memory_bytes(self) -> int:
-        """Bytes held per principal: its history ring plus the distance list (a Python float
-        and its slot: 32 bytes each)."""
-        return _Points(self.opts.history, self.profile.dim).nbytes + 32 * PRADA_SAMPLE
+        """Bytes held per principal: its history ring plus the distances PRADA judges."""
+        return _Points(self.opts.history, self.profile.dim).nbytes + 8 * PRADA_SAMPLE
 
     def _state(self, principal: str) -> _Principal:
         st = self.states.get(principal)
@@ -211,7 +245,7 @@ class ExtractionDetector:
         dist = np.sqrt(np.maximum(best, 0.0))
         # repeats and near-duplicates are the similarity detector's business; PRADA judges
         # the spread of genuinely new queries (otherwise every retry bends it)
-        st.dist.extend(dist[np.isfinite(dist) & (dist > self.profile.radius)].tolist())
+        st.dist.extend(dist[np.isfinite(dist) & (dist > self.profile.radius)])
         c2 = twice @ self._cells_t
         c2 += self.cell_sq
         j = c2.argmin(axis=1)
@@ -219,14 +253,15 @@ class ExtractionDetector:
         near2 = c2[np.arange(m), j] + vv
         st.far += int(np.count_nonzero(near2 > self.profile.cell_radius**2))
 
-    def prada_statistic(self, dist: deque[float]) -> float:
+    def prada_statistic(self, dist: _Sample | Iterable[float]) -> float:
         """W of the principal's new-query distances without a few far-out ones (1 when
         undefined). A natural catalogue has rare items far from everything: each sent adds
         one huge distance, and a single one drags W of an otherwise normal sample from 0.9
         to 0.4. At most `prada_trim` of the sample is left out, so the natural distances
         among an extractor's lump of small synthetic steps (the bend PRADA looks for) stay
         in even when the lump is most of the sample."""
-        d = np.sort(np.fromiter(dist, dtype=np.float64, count=len(dist)))
+        held = dist.held() if isinstance(dist, _Sample) else np.fromiter(dist, dtype=np.float64)
+        d = np.sort(held)
         q1, q3 = _quartile(d, 0.25), _quartile(d, 0.75)
         far = int(np.count_nonzero(d > q3 + self.opts.prada_fence * (q3 - q1)))
         d = d[: d.size - min(far, int(np.ceil(self.opts.prada_trim * d.size)))]
