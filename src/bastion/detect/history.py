@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -41,8 +41,7 @@ _META = np.dtype(
 )
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One remembered query: its feature vector and what provenance knows about it."""
 
     vector: npt.NDArray[np.float32]
@@ -76,8 +75,7 @@ class Entry:
         return cls(vec, t, owner, label, depth, step, suspect, score, root, free, repeat)
 
 
-@dataclass(frozen=True)
-class Neighbours:
+class Neighbours(NamedTuple):
     """The `k` nearest earlier entries within the radius (closest first) of one query."""
 
     dist: npt.NDArray[np.float32]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -56,8 +57,7 @@ class Weights:
     swarm_each: float = 0.1
 
 
-@dataclass(frozen=True)
-class Link:
+class Link(NamedTuple):
     depth: int
     step: float
     score: float
