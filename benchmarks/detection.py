@@ -115,17 +115,20 @@ def cost(
             times.append(time.perf_counter() - t0)
         mem = sum(int(getattr(d, "memory_bytes", lambda: 0)()) for d in dets)
         ms = 1000 * np.asarray(times)
-        # each block of 5 consecutive queries holds one extraction check: the median block
-        # mean is the amortised cost, robust to another process preempting this one
-        blocks = ms[: len(ms) // 5 * 5].reshape(-1, 5).mean(axis=1)
+        # each block of `check_every` consecutive queries holds one extraction check: the
+        # median block mean is the amortised cost, robust to another process preempting this one
+        every = ExtractionOptions(profile="-").check_every
+        blocks = ms[: len(ms) // every * every].reshape(-1, every).mean(axis=1)
         out.append((f"{task_name}/{name}", float(np.median(ms)), float(np.median(blocks)), mem))
     return out
 
 
 def cost_table(tasks: tuple[str, ...], calls: int) -> None:
     print("\n== per-query cost with 10,000 queries in history (target <= 0.3 ms) ==")
+    every = ExtractionOptions(profile="-").check_every
     print(f"load average now: {os.getloadavg()}; {calls} calls: the median call, and the "
-          "median of 5-call means (amortised: extraction checks every 5th query)")  # fmt: skip
+          f"median of {every}-call means (amortised: extraction checks every {every}th "
+          "query)")  # fmt: skip
     for task_name in tasks:
         for name, med, amortised, mem in cost(task_name, calls=calls):
             print(f"{name:50} median {med:6.3f} ms, amortised {amortised:6.3f} ms -> "
