@@ -56,12 +56,7 @@ class ExtractionOptions(BaseModel):
     profile: str = Field(description="benign profile JSON from `bastion detect fit`")
     history: int = Field(default=2000, ge=16, description="queries remembered per principal")
     min_queries: int = Field(default=30, ge=8, description="no verdict before this many")
-    check_every: int = Field(
-        default=10,
-        ge=1,
-        description="queries between checks: a check measures its batch of queries against "
-        "the whole history in one product, so ten at a time cost little more than five",
-    )
+    check_every: int = Field(default=5, ge=1)
     prada_w: float = Field(default=0.6, ge=0, lt=1, description="Shapiro-Wilk W alarm level")
     prada_fence: float = Field(
         default=3.0,
@@ -74,12 +69,7 @@ class ExtractionOptions(BaseModel):
     coverage: float = Field(default=0.6, gt=0, le=1, description="share of cells visited")
     entropy: float = Field(default=0.9, gt=0, le=1, description="label entropy / log(classes)")
     off_manifold: float = Field(default=0.3, gt=0, le=1, description="share far from benign")
-    amount: float = Field(
-        default=2.0,
-        gt=0,
-        description="evidence per failed test at a check (2 every 10 queries: the rate of "
-        "the earlier one unit every 5)",
-    )
+    amount: float = Field(default=1.0, gt=0, description="evidence per failed check")
     persist: bool = Field(default=True, description="share histories via the store (replicas)")
 
 
