@@ -23,7 +23,6 @@ import numpy.typing as npt
 __all__ = ["EMPTY", "LEAD", "Entry", "Neighbours", "Ring", "between", "owner_id"]
 
 LEAD = 8  # leading feature columns searched first (a lower bound of the full distance)
-_EXACT_UPTO = 256  # candidates measured from their differences rather than the expanded form
 _ROUNDING = 2e-6  # bound on float32 rounding of an expanded squared distance, relative to |v|²
 
 _HEAD = struct.Struct("<dqiiffB")  # time, owner, label, depth, step, score, flags
@@ -183,14 +182,11 @@ class Ring:
             hit = hit[keep(hit)]
         if hit.size == 0 or (unless is not None and not unless(hit)):
             return EMPTY
+        d2 = np.dot(self.vec[hit], v)
+        d2 *= -2.0
+        d2 += self.sq[hit]
         vv = float(np.dot(v, v))
-        if hit.size <= _EXACT_UPTO:  # the usual case: a few candidates, each measured exactly
-            d2 = _squared(self.vec[hit] - v)
-        else:  # many (a point hammered by one campaign): the expanded form, one product
-            d2 = np.dot(self.vec[hit], v)
-            d2 *= -2.0
-            d2 += self.sq[hit]
-            d2 += vv
+        d2 += vv
         inside = d2 <= r2
         if self.ttl_s is not None:
             inside &= self.time[hit] >= now - self.ttl_s
@@ -198,20 +194,24 @@ class Ring:
             hit, d2 = hit[inside], d2[inside]
             if hit.size == 0:
                 return EMPTY
-        # identical inputs are at exactly the same distance: distinct distances, distinct
-        # inputs. The expanded form leaves up to ~2.4e-7·|v|² where x = v (measured on both
-        # tasks' profiles): an input identical to the query must not count as another
+        # identical inputs are at exactly the same distance: distinct distances, distinct inputs.
+        # |x|² - 2x·v + |v|² in float32 leaves up to ~2.4e-7·|v|² where x = v (measured on
+        # both tasks' profiles): an input identical to the query must not count as another.
+        # (Inputs whose distances round to one float32 value count once too: re-sends with
+        # imperceptible noise, as the weights were calibrated.)
         same = max(r2 * 1e-6, _ROUNDING * vv)
         within = len(set(d2[d2 > same].tolist()))
-        if hit.size > _EXACT_UPTO:
-            # the few returned are measured again from their difference, exactly: provenance
-            # tells a verbatim repeat (distance 0) from an edit by these distances (the
-            # expanded form left a re-send of an item with |v| ≈ 5 about 0.002 away)
-            part = np.argpartition(d2, k - 1)[:k] if hit.size > k else slice(None)
-            hit = hit[part]
-            d2 = _squared(self.vec[hit] - v)
-        if hit.size > 1:  # closest first
-            order = np.argsort(d2)[:k]
+        if hit.size > 1:  # closest first; a partition first only when there are many
+            if hit.size > 8 * k:
+                part = np.argpartition(d2, k - 1)[:k]
+                hit, d2 = hit[part], d2[part]
+            hit = hit[np.argsort(d2)[:k]]
+        # the few returned are measured again from their difference, exactly: provenance tells
+        # a verbatim repeat (distance 0) from an edit by these distances
+        # (the expanded form left a re-send of an item with |v| ≈ 5 about 0.002 away)
+        d2 = _squared(self.vec[hit] - v)
+        if hit.size > 1:
+            order = np.argsort(d2)
             hit, d2 = hit[order], d2[order]
         rec = self.meta[hit]
         return Neighbours(
@@ -264,15 +264,12 @@ def between(
     inner: float,
     outer: float,
 ) -> int:
-    """How many distinct rows of `vec` lie farther than `inner` from `v` but within `outer`
-    (the swarm count; `sq`, their squared norms, serves windows longer than `_EXACT_UPTO`)."""
-    if len(vec) <= _EXACT_UPTO:  # a window of a dozen: its differences, exactly
-        d2 = _squared(vec - v)
-    else:
-        d2 = np.dot(vec, v)
-        d2 *= -2.0
-        d2 += sq
-        d2 += float(np.dot(v, v))
+    """How many distinct rows of `vec` (squared norms `sq`) lie farther than `inner` from `v`
+    but within `outer` (the swarm count)."""
+    d2 = np.dot(vec, v)
+    d2 *= -2.0
+    d2 += sq
+    d2 += float(np.dot(v, v))
     # identical inputs are at identical distances (a set of a dozen floats: no numpy unique)
     return len(set(d2[(d2 > inner * inner) & (d2 <= outer * outer)].tolist()))
 
