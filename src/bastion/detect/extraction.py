@@ -26,6 +26,7 @@ the checks read those measurements.
 
 from __future__ import annotations
 
+import math
 import threading
 import uuid
 from collections import OrderedDict
@@ -278,10 +279,10 @@ class ExtractionDetector:
         failed = []
         if len(st.dist) >= o.min_queries and self.prada_statistic(st.dist) < o.prada_w:
             failed.append("prada")
-        counts = np.asarray(list(st.labels.values()), dtype=np.float64)
-        n_classes = max(len(st.labels), 2)
-        p = counts / counts.sum()
-        entropy = float(-(p * np.log(p)).sum() / np.log(max(n_classes, 2)))
+        # (a dozen classes at most: plain floats beat numpy's per-call overhead)
+        total = sum(st.labels.values())
+        spread = sum(c * math.log(c) for c in st.labels.values() if c)
+        entropy = (math.log(total) - spread / total) / math.log(max(len(st.labels), 2))
         known = len(self.cells)
         cover = float(st.visited.sum()) / min(known, st.n)
         if cover >= o.coverage and entropy >= o.entropy and len(st.labels) >= 3:
