@@ -100,10 +100,16 @@ def link(
         # benign users editing the same popular item must not chain into one another's lineage
         g_ok = (g_dist < radius) & (g_dist > exact) & glob.suspect[others]
         g_ok &= g_depth >= w.deep_at - 1  # ... and deep in a lineage (no cascades of retries)
-        glob_hit = bool(g_ok.any())
+        # an input another principal sent before any suspicion is a known item (a catalogue
+        # entry, the very item an attack started from): sending it again starts nothing new
+        # and continues nobody's walk, however near the suspect queries around it lie
+        known = bool(((g_dist <= exact) & ~glob.suspect[others]).any())
+        # ... and a query the principal's own history explains (an edit of its own item)
+        # continues its own lineage: only a query with no own parent can continue another's
+        glob_hit = not known and not own_hit and bool(g_ok.any())
     if not own_hit and not glob_hit:
         return Link(0, 0.0, 0.0, ())
-    use_glob = glob_hit and (not own_hit or float(g_dist[g_ok][0]) < float(own.dist[0]))
+    use_glob = glob_hit
     if use_glob:
         j = int(np.flatnonzero(g_ok)[0])
         step, depth, pstep = float(g_dist[j]), int(g_depth[j]) + 1, float(g_step[j])

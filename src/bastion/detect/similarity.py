@@ -253,7 +253,13 @@ class SimilarityDetector:
         for i, v in enumerate(vecs):
             label = int(labels[i]) if i < labels.size else -1
             own = ring.nearest(v, self.opts.k, self.radius, obs.time)
-            glob = self._foreign(v, me, obs.time) if self.opts.cross_principal else own
+            # a query its own history explains takes no parent from another principal (see
+            # `link`): the global search is only needed for a query with no own neighbour
+            explained = own.dist.size > 0 and float(own.dist[0]) < self.radius
+            if self.opts.cross_principal and not explained:
+                glob = self._foreign(v, me, obs.time)
+            else:
+                glob = EMPTY if self.opts.cross_principal else own
             ln = link(own, glob, me, label, self.radius, self.weights)
             free, pats, score = 0.0, ln.patterns, ln.score
             caught_by = self.caught.get(ln.root, me) if ln.root else me
