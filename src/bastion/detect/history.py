@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["EMPTY", "LEAD", "Entry", "Neighbours", "Ring", "between", "owner_id"]
+__all__ = ["EMPTY", "LEAD", "Entry", "Neighbours", "Recent", "Ring", "between", "owner_id"]
 
 LEAD = 8  # leading feature columns searched first (a lower bound of the full distance)
 _ROUNDING = 2e-6  # bound on float32 rounding of an expanded squared distance, relative to |v|²
@@ -45,9 +45,10 @@ class Entry:
     root: int = 0  # the lineage it belongs to (the id of the query that started it)
     free: float = 0.0  # the part of `score` that counts whatever the lineage (off-manifold, swarm)
     repeat: bool = False  # a verbatim re-send of an earlier input (takes no campaign-window slot)
+    moved: bool = False  # landed in another principal's campaign swarm (see `sybils`)
 
     def to_bytes(self) -> bytes:
-        flags = int(self.suspect) | 2 | (4 if self.repeat else 0)
+        flags = int(self.suspect) | 2 | (4 if self.repeat else 0) | (8 if self.moved else 0)
         e = self
         head = _HEAD.pack(e.time, e.owner, e.label, e.depth, e.step, e.score, flags)
         # float32, not float16: a replica pulling this entry must measure the same distances
@@ -61,8 +62,8 @@ class Entry:
         end = len(raw) - _TAIL.size if flags & 2 else len(raw)  # entries of older versions
         vec = np.frombuffer(raw[_HEAD.size : end], dtype=np.float32).copy()
         root, free = _TAIL.unpack_from(raw, end) if flags & 2 else (0, 0.0)
-        suspect, repeat = bool(flags & 1), bool(flags & 4)
-        return cls(vec, t, owner, label, depth, step, suspect, score, root, free, repeat)
+        suspect, repeat, moved = bool(flags & 1), bool(flags & 4), bool(flags & 8)
+        return cls(vec, t, owner, label, depth, step, suspect, score, root, free, repeat, moved)
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,33 @@ class Ring:
 
     def values(self) -> npt.NDArray[np.float32]:
         return self.vec[: self.size]
+
+
+class Recent:
+    """A principal's last `n` distinct inputs (re-sends skipped): the campaign window's queries,
+    among which a swarm is counted. A bare array, not a `Ring`: it is written on every query."""
+
+    def __init__(self, n: int, dim: int) -> None:
+        self.vec = np.zeros((n, dim), dtype=np.float32)
+        self.sq = np.zeros(n, dtype=np.float32)
+        self.size = self.cursor = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self.vec.nbytes + self.sq.nbytes
+
+    def add(self, v: npt.NDArray[np.float32]) -> None:
+        i = self.cursor
+        self.vec[i] = v
+        self.sq[i] = float(np.dot(v, v))
+        self.cursor = (i + 1) % self.sq.size
+        self.size = min(self.size + 1, self.sq.size)
+
+    def spread(self, v: npt.NDArray[np.float32], inner: float, outer: float) -> int:
+        """How many of them lie farther than `inner` from `v` but within `outer` (see
+        `Ring.spread`; identical inputs are at identical distances and count once)."""
+        n = self.size
+        return between(self.vec[:n], self.sq[:n], v, inner, outer) if n else 0
 
 
 EMPTY = Neighbours(

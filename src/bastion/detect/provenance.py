@@ -54,6 +54,11 @@ class Weights:
     # per swarm member beyond `swarm_at`: Square's L∞ squares on images land 1-3 radii from
     # the point they perturb, so the swarm is most of what its first queries leave behind
     swarm_each: float = 0.1
+    # a campaign moved accounts (see `sybils`): `moved_at` of a principal's recent distinct
+    # queries, each unexplained and with at least `moved_near` suspect queries of another
+    # principal within the swarm radius (0 turns the test off)
+    moved_at: int = 2
+    moved_near: int = 3
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,13 @@ class Campaign:
             self.active = True
             return total
         return 0.0
+
+    def inherit(self, evidence: float) -> float:
+        """A campaign moved here from another account: it is active from now on, and the
+        evidence it had gathered there is released here at once."""
+        self.active = True
+        self.peak = max(self.peak, evidence)
+        return evidence
 
     def absorb(self, score: float, suspect: bool, root: int = 0, free: float = 0.0) -> None:
         """Take in a query another replica judged: it fills the window like a local one, and

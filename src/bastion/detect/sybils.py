@@ -1,0 +1,94 @@
+"""Across accounts: the global neighbours provenance links to, and campaigns moved to new accounts.
+
+Provenance carries a campaign across accounts when the new account's queries
+link to the old one's (within the near-radius). A random search whose steps are
+larger than that radius (Square's L∞ steps on rows) never links, so each fresh
+account used to start from zero evidence and got as many answers with scores
+as the first one. What such a campaign leaves behind is a swarm of suspect
+queries around the point it attacks; a fresh account continuing it sends query
+after query into that swarm, none an edit of its own or a known item.
+
+`Relay` watches for that: a query nothing explains (no own neighbour within
+the radius, no parent across principals, not a re-send of any input another
+principal sent before suspicion) that has at least `near` suspect queries of
+another principal within the swarm radius is *in a campaign's swarm*. When
+`at` of a principal's recent distinct queries are, the campaign has moved to
+that principal, and it inherits the evidence the campaign had gathered
+(`heat`: the scores of the old account's suspect queries, plus the trigger).
+A benign user sends a popular item (known), edits of its own items
+(explained), and rarely two distinct new items both inside one attack's swarm.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bastion.detect.history import EMPTY, Entry, Neighbours, Ring
+from bastion.detect.provenance import Weights
+
+__all__ = ["Relay"]
+
+
+class Relay:
+    """The global history as the other principals' side of provenance: parents across
+    principals, campaign heat per principal, and the swarm test of a fresh account's queries.
+    `options`: the similarity detector's (k, global_history, cross_principal)."""
+
+    def __init__(self, ring: Ring, radius: float, spread: float, w: Weights, options: Any) -> None:
+        self.ring, self.radius, self.spread = ring, radius, spread
+        self.k, self.deep, self.cap = int(options.k), w.deep_at - 1, int(options.global_history)
+        self.near = w.moved_near if options.cross_principal and w.moved_at > 0 else 0
+        # the scores of each principal's queries sent under suspicion (bounded, oldest first)
+        self.heat: OrderedDict[int, float] = OrderedDict()
+
+    def remember(self, e: Entry) -> None:
+        if not e.suspect:
+            return
+        self.heat[e.owner] = self.heat.get(e.owner, 0.0) + e.score
+        self.heat.move_to_end(e.owner)
+        if len(self.heat) > self.cap:
+            self.heat.popitem(last=False)
+
+    def parents(self, v: npt.NDArray[np.float32], me: int, now: float) -> Neighbours:
+        """The global neighbours provenance judges (see `link`): the `k` nearest of all
+        entries, own ones included, as `link` expects. `link` can only take as parent a query
+        of another principal, sent under suspicion, deep in a lineage; when no candidate near
+        enough is one, nothing is returned (the same outcome), and with no other principal's
+        suspect entry in the global history the search is skipped."""
+        g = self.ring
+        if g.suspects == g.suspect_by.get(me, 0):  # no other principal's suspect query held
+            return EMPTY
+
+        def usable(i: npt.NDArray[np.intp]) -> bool:
+            return bool(np.any((g.owner[i] != me) & g.suspect[i] & (g.depth[i] >= self.deep)))
+
+        return g.nearest(v, self.k, self.radius, now, unless=usable)
+
+    def source(self, v: npt.NDArray[np.float32], me: int, now: float) -> int | None:
+        """The principal whose campaign's swarm this (unexplained) query lands in, if any: the
+        hottest of the other principals with at least `near` suspect queries within the swarm
+        radius. None for a re-send of an input another principal sent before suspicion."""
+        g = self.ring
+        if not self.near or g.suspects == g.suspect_by.get(me, 0):
+            return None
+
+        def others(i: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+            return np.asarray(g.owner[i] != me)
+
+        def any_suspect(i: npt.NDArray[np.intp]) -> bool:
+            return int(np.count_nonzero(g.suspect[i] & (g.owner[i] != me))) >= self.near
+
+        got = g.nearest(v, 4 * self.near + 8, self.spread, now, keep=others, unless=any_suspect)
+        if got.dist.size == 0:
+            return None
+        if got.dist[0] <= self.radius * 1e-3 and not got.suspect[0]:
+            return None  # a known item
+        owners, counts = np.unique(got.owner[got.suspect], return_counts=True)
+        hot = [int(o) for o, c in zip(owners, counts, strict=True) if c >= self.near]
+        if not hot:
+            return None
+        return max(hot, key=lambda o: self.heat.get(o, 0.0))
