@@ -10,8 +10,8 @@ after query into that swarm, none an edit of its own or a known item.
 
 `Relay` watches for that: a query nothing explains (no own neighbour within
 the radius, no parent across principals, not a re-send of any input another
-principal sent before suspicion) that has at least `near` suspect queries of
-another principal within the swarm radius is *in a campaign's swarm*. When
+principal sent before suspicion) that has at least `near` queries of another,
+caught principal within the swarm radius is *in a campaign's swarm*. When
 `at` of a principal's recent distinct queries are, the campaign has moved to
 that principal, and it inherits the evidence the campaign had gathered
 (`heat`: the scores of the old account's suspect queries, plus the trigger).
@@ -70,24 +70,28 @@ class Relay:
 
     def source(self, v: npt.NDArray[np.float32], me: int, now: float) -> int | None:
         """The principal whose campaign's swarm this (unexplained) query lands in, if any: the
-        hottest of the other principals with at least `near` suspect queries within the swarm
-        radius. None for a re-send of an input another principal sent before suspicion."""
+        hottest of the other principals caught (with a suspect query held) that have at least
+        `near` queries within the swarm radius — all their queries, not only those sent under
+        suspicion: an account degraded at its first evidence leaves one or two of those, and
+        the campaign's first queries, which raised that evidence, lie in the same swarm.
+        None for a re-send of an input another principal sent before suspicion."""
         g = self.ring
         if not self.near or g.suspects == g.suspect_by.get(me, 0):
             return None
+        caught = np.fromiter((o for o in g.suspect_by if o != me), dtype=np.int64)
 
         def others(i: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
             return np.asarray(g.owner[i] != me)
 
-        def any_suspect(i: npt.NDArray[np.intp]) -> bool:
-            return int(np.count_nonzero(g.suspect[i] & (g.owner[i] != me))) >= self.near
+        def enough(i: npt.NDArray[np.intp]) -> bool:
+            return int(np.count_nonzero(np.isin(g.owner[i], caught))) >= self.near
 
-        got = g.nearest(v, 4 * self.near + 8, self.spread, now, keep=others, unless=any_suspect)
+        got = g.nearest(v, 4 * self.near + 8, self.spread, now, keep=others, unless=enough)
         if got.dist.size == 0:
             return None
         if got.dist[0] <= self.radius * 1e-3 and not got.suspect[0]:
             return None  # a known item
-        owners, counts = np.unique(got.owner[got.suspect], return_counts=True)
+        owners, counts = np.unique(got.owner[np.isin(got.owner, caught)], return_counts=True)
         hot = [int(o) for o, c in zip(owners, counts, strict=True) if c >= self.near]
         if not hot:
             return None
