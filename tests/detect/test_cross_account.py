@@ -104,3 +104,23 @@ def test_benign_users_after_a_moved_campaign_are_not_taken_for_its_next_account(
         user.query(q[None])
     assert user.tally.detected_at is None
     assert replay(arena, benign_streams(cancer, 60, seed=21, mean_queries=30))[0] == []
+
+
+def test_shifted_copies_of_an_attacked_image_are_a_users_edits_not_a_moved_campaign(
+    digits: Task, digits_profile: Path
+) -> None:
+    """Two-pixel shifts of an item lie farther from it than the near-radius, and as near to
+    the attacks' queries around it as those are to one another. A user who sent the item
+    itself (a catalogue item: the attackers sent it first) and then shifted copies of it is
+    editing its own item; counting the copies as a campaign's next account flagged such
+    users at once, with the attackers' evidence."""
+    arena = Arena(digits, [{"kind": "similarity", "profile": str(digits_profile)}])
+    i = victims(arena, 5)[4]
+    for attack in ("simba-pixel", "square-linf", "rays"):
+        assert bastion_run(arena, attack, i, budget=300).detected_at is not None
+    x0 = digits.x_test[i].reshape(digits.shape)
+    user = PrincipalTarget(arena, "later-user")
+    user.query(x0.reshape(1, -1))
+    for dy, dx in ((2, 0), (0, 2), (-2, 0), (0, -2), (2, 2), (-2, -2)):
+        user.query(np.roll(x0, (dy, dx), axis=(0, 1)).reshape(1, -1))
+    assert user.tally.detected_at is None

@@ -46,9 +46,11 @@ class Entry:
     free: float = 0.0  # the part of `score` that counts whatever the lineage (off-manifold, swarm)
     repeat: bool = False  # a verbatim re-send of an earlier input (takes no campaign-window slot)
     moved: bool = False  # landed in another principal's campaign swarm (see `sybils`)
+    known: bool = False  # a re-send of an input some principal sent before suspicion
 
     def to_bytes(self) -> bytes:
         flags = int(self.suspect) | 2 | (4 if self.repeat else 0) | (8 if self.moved else 0)
+        flags |= 16 if self.known else 0
         e = self
         head = _HEAD.pack(e.time, e.owner, e.label, e.depth, e.step, e.score, flags)
         # float32, not float16: a replica pulling this entry must measure the same distances
@@ -62,8 +64,9 @@ class Entry:
         end = len(raw) - _TAIL.size if flags & 2 else len(raw)  # entries of older versions
         vec = np.frombuffer(raw[_HEAD.size : end], dtype=np.float32).copy()
         root, free = _TAIL.unpack_from(raw, end) if flags & 2 else (0, 0.0)
-        suspect, repeat, moved = bool(flags & 1), bool(flags & 4), bool(flags & 8)
-        return cls(vec, t, owner, label, depth, step, suspect, score, root, free, repeat, moved)
+        suspect, repeat, moved, known = (bool(flags & b) for b in (1, 4, 8, 16))
+        args = (vec, t, owner, label, depth, step, suspect, score, root, free, repeat)
+        return cls(*args, moved, known)
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class Neighbours:
 
 class Ring:
     """Fixed-capacity history; the oldest entry is overwritten, entries older than `ttl_s`
-    are ignored. Memory: capacity × (4·dim + 45) bytes."""
+    are ignored. Memory: capacity × (4·dim + 46) bytes."""
 
     def __init__(self, capacity: int, dim: int, ttl_s: float | None = None) -> None:
         self.capacity = capacity
@@ -102,6 +105,7 @@ class Ring:
         self.step = np.zeros(capacity, dtype=np.float32)
         self.suspect = np.zeros(capacity, dtype=np.bool_)
         self.root = np.zeros(capacity, dtype=np.int64)
+        self.known = np.zeros(capacity, dtype=np.bool_)  # a re-send of a catalogue item
         self.suspects = 0  # entries held whose sender was under suspicion
         self.suspect_by: dict[int, int] = {}  # ... per sender
         self.size = 0
@@ -111,6 +115,7 @@ class Ring:
     def nbytes(self) -> int:
         arrays: tuple[npt.NDArray[Any], ...] = (self._data, self.sq, self.time)
         arrays += (self.owner, self.label, self.depth, self.step, self.suspect, self.root)
+        arrays += (self.known,)
         return sum(a.nbytes for a in arrays)
 
     def add(self, e: Entry) -> None:
@@ -132,7 +137,7 @@ class Ring:
             self.suspect_by[e.owner] = self.suspect_by.get(e.owner, 0) + 1
         self.time[i], self.owner[i], self.label[i] = e.time, e.owner, e.label
         self.depth[i], self.step[i], self.suspect[i] = e.depth, e.step, e.suspect
-        self.root[i] = e.root
+        self.root[i], self.known[i] = e.root, e.known
         self.cursor = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 

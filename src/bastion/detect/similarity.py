@@ -129,7 +129,7 @@ class SimilarityDetector:
         self.global_ring = Ring(options.global_history, self.profile.dim, options.ttl_s)
         # lineages some principal kept sending into while under suspicion, and who (bounded)
         self.caught: OrderedDict[int, int] = OrderedDict()
-        self.relay = Relay(self.global_ring, self.radius, self.spread, self.weights, options)
+        self.relay = Relay(self.global_ring, self.radius, self.weights, options)
         cells = self.profile.cells
         self._cells = np.ascontiguousarray(-2.0 * cells, dtype=np.float32)
         self._cell_sq = (cells * cells).sum(1).astype(np.float32)
@@ -175,8 +175,8 @@ class SimilarityDetector:
 
     def _remember(self, e: Entry) -> None:
         """Add to the global history; note the lineage if its sender was under suspicion."""
+        self.relay.remember(e)  # (first: it reads the entry the new one overwrites)
         self.global_ring.add(e)
-        self.relay.remember(e)
         if e.suspect and e.root and e.root not in self.caught:
             self.caught[e.root] = e.owner
             if len(self.caught) > self.opts.global_history:
@@ -245,7 +245,8 @@ class SimilarityDetector:
                 extra = self.weights.swarm_each * (crowd - self.weights.swarm_at)
                 free, pats = free + self.weights.swarm + extra, (*pats, "swarm")
             # an unexplained query inside another principal's campaign (see `sybils`)
-            moved = self.relay.source(v, me, obs.time) if not ln.patterns else None
+            moved = self.relay.source(v, me, obs.time, ring) if not ln.patterns else None
+            known = self.opts.cross_principal and self.relay.known(v)
             root = ln.root or int(self._roots.integers(1, 2**62))
             if not (repeat and self.opts.distinct_window):
                 released += camp.add(score, root, free)
@@ -269,6 +270,7 @@ class SimilarityDetector:
                 free,
                 repeat,
                 moved is not None,
+                known,
             )
             ring.add(entry)
             if not repeat and self.opts.distinct_window:
