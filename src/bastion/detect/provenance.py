@@ -55,8 +55,8 @@ class Weights:
     # the point they perturb, so the swarm is most of what its first queries leave behind
     swarm_each: float = 0.1
     # a campaign moved accounts (see `sybils`): `moved_at` of a principal's recent distinct
-    # queries, each unexplained and with at least `moved_near` suspect queries of another
-    # principal within the swarm radius (0 turns the test off)
+    # queries, each unexplained and with at least `moved_near` queries of another, caught
+    # principal within twice the near-radius (0 turns the test off)
     moved_at: int = 2
     moved_near: int = 3
 

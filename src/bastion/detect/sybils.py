@@ -9,14 +9,16 @@ queries around the point it attacks; a fresh account continuing it sends query
 after query into that swarm, none an edit of its own or a known item.
 
 `Relay` watches for that: a query nothing explains (no own neighbour within
-the radius, no parent across principals, not a re-send of any input another
-principal sent before suspicion) that has at least `near` queries of another,
-caught principal within the swarm radius is *in a campaign's swarm*. When
-`at` of a principal's recent distinct queries are, the campaign has moved to
-that principal, and it inherits the evidence the campaign had gathered
-(`heat`: the scores of the old account's suspect queries, plus the trigger).
-A benign user sends a popular item (known), edits of its own items
-(explained), and rarely two distinct new items both inside one attack's swarm.
+the radius, no parent across principals, not a catalogue item — an input
+some principal sent before suspicion — and not near a catalogue item the
+principal itself sent) that has at least `near` queries of another, caught
+principal within twice the radius is *in a campaign's swarm*. When `at` of a
+principal's recent distinct queries are, the campaign has moved to that
+principal, and it inherits the evidence the campaign had gathered (`heat`:
+the scores of the old account's suspect queries, plus the trigger). A benign
+user re-sends popular items (catalogue items), edits its own items
+(explained), and rarely sends two distinct new items into one attack's
+swarm.
 """
 
 from __future__ import annotations
