@@ -81,6 +81,7 @@ class Neighbours:
     suspect: npt.NDArray[np.bool_]
     root: npt.NDArray[np.int64]
     within: int  # how many distinct inputs in total lie within the radius asked for
+    known: npt.NDArray[np.bool_]  # catalogue items (see `Entry.known`)
 
 
 class Ring:
@@ -212,6 +213,7 @@ class Ring:
             self.suspect[hit],
             self.root[hit],
             within,
+            self.known[hit],
         )
 
     def spread(self, v: npt.NDArray[np.float32], last: int, inner: float, outer: float) -> int:
@@ -270,6 +272,7 @@ EMPTY = Neighbours(
     np.zeros(0, np.bool_),
     np.zeros(0, np.int64),
     0,
+    np.zeros(0, np.bool_),
 )
 
 

@@ -109,12 +109,16 @@ def link(
         # entry, the very item an attack started from): sending it again starts nothing new
         # and continues nobody's walk, however near the suspect queries around it lie
         known = bool(((g_dist <= exact) & ~glob.suspect[others]).any())
-        # ... and a query the principal's own history explains (an edit of its own item)
-        # continues its own lineage: only a query with no own parent can continue another's
-        glob_hit = not known and not own_hit and bool(g_ok.any())
+        glob_hit = not known and bool(g_ok.any())
     if not own_hit and not glob_hit:
         return Link(0, 0.0, 0.0, ())
-    use_glob = glob_hit
+    # a query near a catalogue item the principal sent is its edit of that item: it continues
+    # the principal's own lineage, however near an attack's queries around the item lie (an
+    # own parent that is a step of the principal's own walk still gives way to a nearer
+    # suspect query of another: an attack interleaved over several keys stays one lineage)
+    if own_hit and bool(own.known[own.dist < radius].any()):
+        glob_hit = False
+    use_glob = glob_hit and (not own_hit or float(g_dist[g_ok][0]) < float(own.dist[0]))
     if use_glob:
         j = int(np.flatnonzero(g_ok)[0])
         step, depth, pstep = float(g_dist[j]), int(g_depth[j]) + 1, float(g_step[j])

@@ -215,9 +215,9 @@ class SimilarityDetector:
         for i, v in enumerate(vecs):
             label = int(labels[i]) if i < labels.size else -1
             own = ring.nearest(v, self.opts.k, self.radius, obs.time)
-            # a query its own history explains takes no parent from another principal (see
-            # `link`): the global search is only needed for a query with no own neighbour
-            explained = own.dist.size > 0 and float(own.dist[0]) < self.radius
+            # an edit of a catalogue item the principal sent takes no parent from another
+            # principal (see `link`): no global search is needed for it
+            explained = bool(own.known[own.dist < self.radius].any())
             if self.opts.cross_principal and not explained:
                 glob = self.relay.parents(v, me, obs.time)
             else:
