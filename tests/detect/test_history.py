@@ -124,3 +124,14 @@ def test_a_resent_input_far_from_the_origin_is_at_distance_zero_and_no_crowd() -
     nb = ring.nearest(far.copy(), 4, radius=1e3, now=1.0)
     assert nb.dist[0] == 0.0
     assert nb.within == 6  # the others, not the re-sent input itself
+
+
+def test_an_entry_keeps_its_cross_account_flags_on_the_way_to_another_replica() -> None:
+    """Whether a query landed in another principal's campaign (the moved-campaign count) and
+    whether it was a catalogue item (it explains the sender's later edits) must survive the
+    shared logs, or replicas would count a moved campaign differently."""
+    v = np.arange(4, dtype=np.float32)
+    for moved, known in ((True, False), (False, True), (True, True), (False, False)):
+        e = Entry(v, 1.0, 7, 2, 3, 0.5, True, 1.25, 11, 0.5, False, moved, known)
+        back = Entry.from_bytes(e.to_bytes())
+        assert (back.moved, back.known, back.suspect, back.root) == (moved, known, True, 11)

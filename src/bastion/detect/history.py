@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["EMPTY", "LEAD", "Entry", "Neighbours", "Ring", "between", "owner_id"]
+__all__ = ["EMPTY", "LEAD", "Entry", "Neighbours", "Recent", "Ring", "between", "owner_id"]
 
 LEAD = 8  # leading feature columns searched first (a lower bound of the full distance)
 _ROUNDING = 2e-6  # bound on float32 rounding of an expanded squared distance, relative to |v|²
@@ -36,6 +36,7 @@ _META = np.dtype(
         ("step", np.float32),
         ("suspect", np.bool_),
         ("root", np.int64),
+        ("known", np.bool_),  # a re-send of a catalogue item
     ]
 )
 
@@ -54,9 +55,12 @@ class Entry(NamedTuple):
     root: int = 0  # the lineage it belongs to (the id of the query that started it)
     free: float = 0.0  # the part of `score` that counts whatever the lineage (off-manifold, swarm)
     repeat: bool = False  # a verbatim re-send of an earlier input (takes no campaign-window slot)
+    moved: bool = False  # landed in another principal's campaign swarm (see `sybils`)
+    known: bool = False  # a re-send of an input some principal sent before suspicion
 
     def to_bytes(self) -> bytes:
-        flags = int(self.suspect) | 2 | (4 if self.repeat else 0)
+        flags = int(self.suspect) | 2 | (4 if self.repeat else 0) | (8 if self.moved else 0)
+        flags |= 16 if self.known else 0
         e = self
         head = _HEAD.pack(e.time, e.owner, e.label, e.depth, e.step, e.score, flags)
         # float32, not float16: a replica pulling this entry must measure the same distances
@@ -70,8 +74,9 @@ class Entry(NamedTuple):
         end = len(raw) - _TAIL.size if flags & 2 else len(raw)  # entries of older versions
         vec = np.frombuffer(raw[_HEAD.size : end], dtype=np.float32).copy()
         root, free = _TAIL.unpack_from(raw, end) if flags & 2 else (0, 0.0)
-        suspect, repeat = bool(flags & 1), bool(flags & 4)
-        return cls(vec, t, owner, label, depth, step, suspect, score, root, free, repeat)
+        suspect, repeat, moved, known = (bool(flags & b) for b in (1, 4, 8, 16))
+        args = (vec, t, owner, label, depth, step, suspect, score, root, free, repeat)
+        return cls(*args, moved, known)
 
 
 class Neighbours(NamedTuple):
@@ -85,11 +90,12 @@ class Neighbours(NamedTuple):
     suspect: npt.NDArray[np.bool_]
     root: npt.NDArray[np.int64]
     within: int  # how many distinct inputs in total lie within the radius asked for
+    known: npt.NDArray[np.bool_]  # catalogue items (see `Entry.known`)
 
 
 class Ring:
     """Fixed-capacity history; the oldest entry is overwritten, entries older than `ttl_s`
-    are ignored. Memory: capacity × (4·dim + 49) bytes."""
+    are ignored. Memory: capacity × (4·dim + 50) bytes."""
 
     def __init__(self, capacity: int, dim: int, ttl_s: float | None = None) -> None:
         self.capacity = capacity
@@ -115,6 +121,7 @@ class Ring:
             meta["suspect"],
             meta["root"],
         )
+        self.known = meta["known"]
         self.suspects = 0  # entries held whose sender was under suspicion
         self.suspect_by: dict[int, int] = {}  # ... per sender
         self.size = 0
@@ -142,7 +149,7 @@ class Ring:
         if e.suspect:
             self.suspects += 1
             self.suspect_by[e.owner] = self.suspect_by.get(e.owner, 0) + 1
-        self.meta[i] = (e.time, e.owner, e.label, e.depth, e.step, e.suspect, e.root)
+        self.meta[i] = (e.time, e.owner, e.label, e.depth, e.step, e.suspect, e.root, e.known)
         self.cursor = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -223,6 +230,7 @@ class Ring:
             rec["suspect"],
             rec["root"],
             within,
+            rec["known"],
         )
 
     def spread(self, v: npt.NDArray[np.float32], last: int, inner: float, outer: float) -> int:
@@ -245,6 +253,33 @@ class Ring:
         return self.vec[: self.size]
 
 
+class Recent:
+    """A principal's last `n` distinct inputs (re-sends skipped): the campaign window's queries,
+    among which a swarm is counted. A bare array, not a `Ring`: it is written on every query."""
+
+    def __init__(self, n: int, dim: int) -> None:
+        self.vec = np.zeros((n, dim), dtype=np.float32)
+        self.sq = np.zeros(n, dtype=np.float32)
+        self.size = self.cursor = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self.vec.nbytes + self.sq.nbytes
+
+    def add(self, v: npt.NDArray[np.float32]) -> None:
+        i = self.cursor
+        self.vec[i] = v
+        self.sq[i] = float(np.dot(v, v))
+        self.cursor = (i + 1) % self.sq.size
+        self.size = min(self.size + 1, self.sq.size)
+
+    def spread(self, v: npt.NDArray[np.float32], inner: float, outer: float) -> int:
+        """How many of them lie farther than `inner` from `v` but within `outer` (see
+        `Ring.spread`; identical inputs are at identical distances and count once)."""
+        n = self.size
+        return between(self.vec[:n], self.sq[:n], v, inner, outer) if n else 0
+
+
 EMPTY = Neighbours(
     np.zeros(0, np.float32),
     np.zeros(0, np.int32),
@@ -254,6 +289,7 @@ EMPTY = Neighbours(
     np.zeros(0, np.bool_),
     np.zeros(0, np.int64),
     0,
+    np.zeros(0, np.bool_),
 )
 
 

@@ -55,6 +55,11 @@ class Weights:
     # per swarm member beyond `swarm_at`: Square's L∞ squares on images land 1-3 radii from
     # the point they perturb, so the swarm is most of what its first queries leave behind
     swarm_each: float = 0.1
+    # a campaign moved accounts (see `sybils`): `moved_at` of a principal's recent distinct
+    # queries, each unexplained and with at least `moved_near` queries of another, caught
+    # principal within twice the near-radius (0 turns the test off)
+    moved_at: int = 2
+    moved_near: int = 3
 
 
 class Link(NamedTuple):
@@ -100,9 +105,19 @@ def link(
         # benign users editing the same popular item must not chain into one another's lineage
         g_ok = (g_dist < radius) & (g_dist > exact) & glob.suspect[others]
         g_ok &= g_depth >= w.deep_at - 1  # ... and deep in a lineage (no cascades of retries)
-        glob_hit = bool(g_ok.any())
+        # an input another principal sent before any suspicion is a known item (a catalogue
+        # entry, the very item an attack started from): sending it again starts nothing new
+        # and continues nobody's walk, however near the suspect queries around it lie
+        known = bool(((g_dist <= exact) & ~glob.suspect[others]).any())
+        glob_hit = not known and bool(g_ok.any())
     if not own_hit and not glob_hit:
         return Link(0, 0.0, 0.0, ())
+    # a query near a catalogue item the principal sent is its edit of that item: it continues
+    # the principal's own lineage, however near an attack's queries around the item lie (an
+    # own parent that is a step of the principal's own walk still gives way to a nearer
+    # suspect query of another: an attack interleaved over several keys stays one lineage)
+    if own_hit and bool(own.known[own.dist < radius].any()):
+        glob_hit = False
     use_glob = glob_hit and (not own_hit or float(g_dist[g_ok][0]) < float(own.dist[0]))
     if use_glob:
         j = int(np.flatnonzero(g_ok)[0])
@@ -156,6 +171,13 @@ class Campaign:
             self.active = True
             return total
         return 0.0
+
+    def inherit(self, evidence: float) -> float:
+        """A campaign moved here from another account: it is active from now on, and the
+        evidence it had gathered there is released here at once."""
+        self.active = True
+        self.peak = max(self.peak, evidence)
+        return evidence
 
     def absorb(self, score: float, suspect: bool, root: int = 0, free: float = 0.0) -> None:
         """Take in a query another replica judged: it fills the window like a local one, and

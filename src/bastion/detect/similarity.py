@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,9 +27,10 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bastion.detect.feeds import Feed, pull, push
-from bastion.detect.history import EMPTY, Entry, Neighbours, Ring, between, owner_id
+from bastion.detect.history import EMPTY, Entry, Recent, Ring, owner_id
 from bastion.detect.profile import Profile
 from bastion.detect.provenance import Campaign, Weights, link
+from bastion.detect.sybils import Relay
 from bastion.guard.policies.detection import Evidence, Observation
 from bastion.guard.stores.base import Store
 
@@ -83,7 +84,7 @@ class SimilarityOptions(BaseModel):
 
 
 def _weights(overrides: dict[str, float]) -> Weights:
-    ints = {"deep_at", "crowd_at", "swarm_at"}  # counts, not scores
+    ints = {"deep_at", "crowd_at", "swarm_at", "moved_at", "moved_near"}  # counts, not scores
     given: dict[str, Any] = {k: int(v) if k in ints else float(v) for k, v in overrides.items()}
     return Weights(**given)
 
@@ -95,39 +96,14 @@ def load_profile(ref: str | Profile, env: Any) -> Profile:
     return Profile.load(resolve(ref) if resolve else ref)
 
 
-class _Distinct:
-    """A principal's last `n` distinct inputs (re-sends skipped): the campaign window's queries,
-    among which a swarm is counted. A bare array, not a `Ring`: it is written on every query."""
-
-    def __init__(self, n: int, dim: int) -> None:
-        self.vec = np.zeros((n, dim), dtype=np.float32)
-        self.sq = np.zeros(n, dtype=np.float32)
-        self.size = self.cursor = 0
-
-    @property
-    def nbytes(self) -> int:
-        return self.vec.nbytes + self.sq.nbytes
-
-    def add(self, v: npt.NDArray[np.float32]) -> None:
-        i = self.cursor
-        self.vec[i] = v
-        self.sq[i] = float(np.dot(v, v))
-        self.cursor = (i + 1) % self.sq.size
-        self.size = min(self.size + 1, self.sq.size)
-
-    def spread(self, v: npt.NDArray[np.float32], inner: float, outer: float) -> int:
-        """How many of them lie farther than `inner` from `v` but within `outer` (see
-        `Ring.spread`; identical inputs are at identical distances and count once)."""
-        n = self.size
-        return between(self.vec[:n], self.sq[:n], v, inner, outer) if n else 0
-
-
 class _Track:
     """What one principal's queries left behind: history, campaign window, log position."""
 
-    def __init__(self, ring: Ring, campaign: Campaign, feed: Feed, recent: _Distinct) -> None:
+    def __init__(self, ring: Ring, campaign: Campaign, feed: Feed, recent: Recent) -> None:
         self.ring, self.campaign, self.feed = ring, campaign, feed
         self.recent = recent  # the last `window` distinct inputs (the swarm is counted there)
+        # which of the window's queries landed in another principal's campaign (see `sybils`)
+        self.moved: deque[bool] = deque(maxlen=campaign.recent.maxlen)
 
 
 class SimilarityDetector:
@@ -153,6 +129,7 @@ class SimilarityDetector:
         self.global_ring = Ring(options.global_history, self.profile.dim, options.ttl_s)
         # lineages some principal kept sending into while under suspicion, and who (bounded)
         self.caught: OrderedDict[int, int] = OrderedDict()
+        self.relay = Relay(self.global_ring, self.radius, self.weights, options)
         cells = self.profile.cells
         self._cells = np.ascontiguousarray(-2.0 * cells, dtype=np.float32)
         self._cell_sq = (cells * cells).sum(1).astype(np.float32)
@@ -169,7 +146,7 @@ class SimilarityDetector:
                 Ring(self.opts.history, self.profile.dim, self.opts.ttl_s),
                 Campaign(self.opts.window, self.opts.trigger),
                 Feed(f"{self.name}:p:{principal}", self.opts.history),
-                _Distinct(self.opts.window, self.profile.dim),
+                Recent(self.opts.window, self.profile.dim),
             )
             self.tracks[principal] = track
             while len(self.tracks) > self.opts.max_principals:
@@ -190,6 +167,7 @@ class SimilarityDetector:
             if e.repeat and self.opts.distinct_window:
                 continue  # as on the replica that judged it: no window slot, no swarm member
             track.campaign.absorb(e.score - e.free, e.suspect, e.root, e.free)
+            track.moved.append(e.moved)
             if self.opts.distinct_window:
                 track.recent.add(e.vector)
         for e in got[1] if len(got) > 1 else ():
@@ -197,6 +175,7 @@ class SimilarityDetector:
 
     def _remember(self, e: Entry, norms: tuple[float, float] | None = None) -> None:
         """Add to the global history; note the lineage if its sender was under suspicion."""
+        self.relay.remember(e)  # (first: it reads the entry the new one overwrites)
         self.global_ring.add(e, norms)
         if e.suspect and e.root and e.root not in self.caught:
             self.caught[e.root] = e.owner
@@ -206,24 +185,7 @@ class SimilarityDetector:
     def memory_bytes(self) -> int:
         """Bytes of history held for one principal (the global ring is shared)."""
         held = Ring(self.opts.history, self.profile.dim).nbytes
-        return held + _Distinct(self.opts.window, self.profile.dim).nbytes
-
-    def _foreign(self, v: npt.NDArray[np.float32], me: int, now: float) -> Neighbours:
-        """The global neighbours provenance judges (see `link`): the `k` nearest of all
-        entries, own ones included, as `link` expects (an input also close to one's own
-        earlier queries is their child). `link` can only take as parent a query of another
-        principal, sent under suspicion, deep in a lineage; when no candidate near enough is
-        one, nothing is returned (the same outcome), and with no other principal's suspect
-        entry in the global history the search is skipped."""
-        g = self.global_ring
-        if g.suspects == g.suspect_by.get(me, 0):  # no other principal's suspect query held
-            return EMPTY
-        deep = self.weights.deep_at - 1
-
-        def usable(i: npt.NDArray[np.intp]) -> bool:
-            return bool(np.any((g.owner[i] != me) & g.suspect[i] & (g.depth[i] >= deep)))
-
-        return g.nearest(v, self.opts.k, self.radius, now, unless=usable)
+        return held + Recent(self.opts.window, self.profile.dim).nbytes
 
     def _off_manifold(self, v: npt.NDArray[np.float32]) -> bool:
         if not np.isfinite(self._far2):
@@ -253,7 +215,13 @@ class SimilarityDetector:
         for i, v in enumerate(vecs):
             label = int(labels[i]) if i < labels.size else -1
             own = ring.nearest(v, self.opts.k, self.radius, obs.time)
-            glob = self._foreign(v, me, obs.time) if self.opts.cross_principal else own
+            # an edit of a catalogue item the principal sent takes no parent from another
+            # principal (see `link`): no global search is needed for it
+            explained = bool(own.known[own.dist < self.radius].any())
+            if self.opts.cross_principal and not explained:
+                glob = self.relay.parents(v, me, obs.time)
+            else:
+                glob = EMPTY if self.opts.cross_principal else own
             ln = link(own, glob, me, label, self.radius, self.weights)
             free, pats, score = 0.0, ln.patterns, ln.score
             caught_by = self.caught.get(ln.root, me) if ln.root else me
@@ -276,9 +244,19 @@ class SimilarityDetector:
             if crowd >= self.weights.swarm_at:
                 extra = self.weights.swarm_each * (crowd - self.weights.swarm_at)
                 free, pats = free + self.weights.swarm + extra, (*pats, "swarm")
+            # an unexplained query inside another principal's campaign (see `sybils`)
+            moved = self.relay.source(v, me, obs.time, ring) if not ln.patterns else None
+            known = self.opts.cross_principal and self.relay.known(v)
             root = ln.root or int(self._roots.integers(1, 2**62))
             if not (repeat and self.opts.distinct_window):
                 released += camp.add(score, root, free)
+                track.moved.append(moved is not None)
+                w = self.weights
+                if moved and not camp.active and sum(track.moved) >= w.moved_at:
+                    # the campaign moved here: it brings the evidence it had gathered
+                    got = camp.inherit(self.opts.trigger + self.relay.heat.get(moved, 0.0))
+                    released, free = released + got, free + got
+                    pats = (*pats, "moved_account")
             entry = Entry(
                 v,
                 obs.time,
@@ -291,6 +269,8 @@ class SimilarityDetector:
                 root,
                 free,
                 repeat,
+                moved is not None,
+                known,
             )
             norms = ring.norms(v)  # (both rings store them)
             ring.add(entry, norms)

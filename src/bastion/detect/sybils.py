@@ -1,0 +1,129 @@
+"""Across accounts: the global neighbours provenance links to, and campaigns moved to new accounts.
+
+Provenance carries a campaign across accounts when the new account's queries
+link to the old one's (within the near-radius). A random search whose steps are
+larger than that radius (Square's L∞ steps on rows) never links, so each fresh
+account used to start from zero evidence and got as many answers with scores
+as the first one. What such a campaign leaves behind is a swarm of suspect
+queries around the point it attacks; a fresh account continuing it sends query
+after query into that swarm, none an edit of its own or a known item.
+
+`Relay` watches for that: a query nothing explains (no own neighbour within
+the radius, no parent across principals, not a catalogue item — an input
+some principal sent before suspicion — and not near a catalogue item the
+principal itself sent) that has at least `near` queries of another, caught
+principal within twice the radius is *in a campaign's swarm*. When `at` of a
+principal's recent distinct queries are, the campaign has moved to that
+principal, and it inherits the evidence the campaign had gathered (`heat`:
+the scores of the old account's suspect queries, plus the trigger). A benign
+user re-sends popular items (catalogue items), edits its own items
+(explained), and rarely sends two distinct new items into one attack's
+swarm.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bastion.detect.history import EMPTY, Entry, Neighbours, Ring
+from bastion.detect.provenance import Weights
+
+__all__ = ["Relay"]
+
+
+class Relay:
+    """The global history as the other principals' side of provenance: parents across
+    principals, campaign heat per principal, and the swarm test of a fresh account's queries.
+    `options`: the similarity detector's (k, global_history, cross_principal)."""
+
+    def __init__(self, ring: Ring, radius: float, w: Weights, options: Any) -> None:
+        # a campaign's swarm: nearer than benign items almost ever are to one another (twice
+        # the near-radius is the 1 % quantile of benign nearest-neighbour distances); the
+        # swarm radius, where 20 % of benign items have a neighbour, took in a later user's
+        # distinct items of the attacked item's class on images
+        self.ring, self.radius, self.spread = ring, radius, 2.0 * radius
+        self.k, self.deep, self.cap = int(options.k), w.deep_at - 1, int(options.global_history)
+        self.near = w.moved_near if options.cross_principal and w.moved_at > 0 else 0
+        # the scores of each principal's queries sent under suspicion (bounded, oldest first)
+        self.heat: OrderedDict[int, float] = OrderedDict()
+        # the inputs the global history holds that were sent before suspicion (exact bytes)
+        self.catalogue: dict[bytes, int] = {}
+
+    def known(self, v: npt.NDArray[np.float32]) -> bool:
+        """Whether some principal sent exactly this input before any suspicion: a catalogue
+        item (popular items, the very item an attack started from)."""
+        return v.tobytes() in self.catalogue
+
+    def remember(self, e: Entry) -> None:
+        """Take in an entry about to be added to the global history (before it is added: the
+        entry it overwrites leaves the catalogue)."""
+        g = self.ring
+        if g.size == g.capacity and not g.suspect[g.cursor]:
+            old = np.ascontiguousarray(g.vec[g.cursor]).tobytes()
+            left = self.catalogue.get(old, 0) - 1
+            if left > 0:
+                self.catalogue[old] = left
+            else:
+                self.catalogue.pop(old, None)
+        if not e.suspect:
+            key = np.ascontiguousarray(e.vector, dtype=np.float32).tobytes()
+            self.catalogue[key] = self.catalogue.get(key, 0) + 1
+            return
+        self.heat[e.owner] = self.heat.get(e.owner, 0.0) + e.score
+        self.heat.move_to_end(e.owner)
+        if len(self.heat) > self.cap:
+            self.heat.popitem(last=False)
+
+    def parents(self, v: npt.NDArray[np.float32], me: int, now: float) -> Neighbours:
+        """The global neighbours provenance judges (see `link`): the `k` nearest of all
+        entries, own ones included, as `link` expects. `link` can only take as parent a query
+        of another principal, sent under suspicion, deep in a lineage; when no candidate near
+        enough is one, nothing is returned (the same outcome), and with no other principal's
+        suspect entry in the global history the search is skipped."""
+        g = self.ring
+        if g.suspects == g.suspect_by.get(me, 0):  # no other principal's suspect query held
+            return EMPTY
+
+        def usable(i: npt.NDArray[np.intp]) -> bool:
+            return bool(np.any((g.owner[i] != me) & g.suspect[i] & (g.depth[i] >= self.deep)))
+
+        return g.nearest(v, self.k, self.radius, now, unless=usable)
+
+    def source(self, v: npt.NDArray[np.float32], me: int, now: float, own: Ring) -> int | None:
+        """The principal whose campaign's swarm this (unexplained) query lands in, if any: the
+        hottest of the other principals caught (with a suspect query held) that have at least
+        `near` queries within the swarm radius — all their queries, not only those sent under
+        suspicion: an account degraded at its first evidence leaves one or two of those, and
+        the campaign's first queries, which raised that evidence, lie in the same swarm.
+        None for a catalogue item (see `known`) and for a query this near one the principal
+        sent as a catalogue item: a user's larger edits of an item, such as a two-pixel
+        shift of the attacked item, land among an attack's queries around it too."""
+        g = self.ring
+        if not self.near or g.suspects == g.suspect_by.get(me, 0) or self.known(v):
+            return None
+
+        def items(i: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+            return np.asarray(own.known[i])
+
+        if own.nearest(v, 1, self.spread, now, keep=items).dist.size:
+            return None
+        caught = np.fromiter((o for o in g.suspect_by if o != me), dtype=np.int64)
+
+        def others(i: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+            return np.asarray(g.owner[i] != me)
+
+        def enough(i: npt.NDArray[np.intp]) -> bool:
+            return int(np.count_nonzero(np.isin(g.owner[i], caught))) >= self.near
+
+        got = g.nearest(v, 4 * self.near + 8, self.spread, now, keep=others, unless=enough)
+        if got.dist.size == 0:
+            return None
+        owners, counts = np.unique(got.owner[np.isin(got.owner, caught)], return_counts=True)
+        hot = [int(o) for o, c in zip(owners, counts, strict=True) if c >= self.near]
+        if not hot:
+            return None
+        return max(hot, key=lambda o: self.heat.get(o, 0.0))

@@ -1,0 +1,126 @@
+"""Across accounts: a campaign moved to a new account is carried over, a benign user who sends
+the attacked item afterwards is not taken for its continuation."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bastion.attacks.base import AttackData
+from bastion.attacks.oracle import Oracle
+from bastion.detect.adaptive import AdaptiveTarget
+from bastion.detect.arena import Arena, PrincipalTarget, replay
+from bastion.detect.campaigns import bastion_run, space_of, victims
+from bastion.detect.streams import Task, _edit, benign_streams
+from bastion.errors import BastionError
+from bastion.registry import registry
+
+
+# (attack, victim): HopSkipJump's queries lie within the radius of the item itself (the user was
+# flagged at its 3rd query), SimBA's within the radius of an edit of it (at its 10th)
+@pytest.mark.parametrize(("attack", "victim"), [("hopskipjump-l2", 0), ("simba-pixel", 1)])
+def test_a_user_sending_the_attacked_item_and_edits_of_it_is_not_an_attackers_continuation(
+    digits: Task, digits_profile: Path, attack: str, victim: int
+) -> None:
+    """An attack's deep, suspect queries around the item it attacked lie within the radius of
+    the item itself and of a user's light edits of it. The item is a known input (the attacker
+    sent it first, before any suspicion) and the edits descend from the user's own copy, so
+    neither continues the attacker's walk, as the global history used to take them."""
+    arena = Arena(digits, [{"kind": "similarity", "profile": str(digits_profile)}])
+    i = victims(arena, victim + 1)[victim]
+    attack_run = bastion_run(arena, attack, i, budget=300)
+    assert attack_run.detected_at is not None
+    x0 = digits.x_test[i]
+    rng = np.random.default_rng(i)
+    user = PrincipalTarget(arena, "later-user")
+    for _ in range(2):  # the item, four edits of it, the item again, four more edits
+        for q in [x0] + [_edit(digits, x0, rng) for _ in range(4)]:
+            user.query(q[None])
+    assert user.tally.detected_at is None
+    assert arena.guard.store.get_state("later-user").evidence.get("similarity", 0.0) == 0.0
+
+
+def _rows_arena(task: Task, profile: Path) -> Arena:
+    # the rows configuration (see evaluation.CONFIGURATIONS)
+    entry = {
+        "kind": "similarity",
+        "profile": str(profile),
+        "weights": {"flip": 0.4, "swarm_each": 0.0},
+        "distinct_window": False,
+    }
+    return Arena(task, [entry])
+
+
+def _adaptive(arena: Arena, i: int, budget: int, accounts: int) -> AdaptiveTarget:
+    t = arena.task
+    x0 = t.x_test[i]
+    y0 = int(t.predict_proba(x0[None]).argmax())
+    target = AdaptiveTarget(
+        arena, f"adaptive-{i}", x0, y0, eps_l2=t.eps_l2 * 1.4, accounts=accounts
+    )
+    space = space_of(arena)
+    square: Any = registry("attacks").get("square-linf")
+    with contextlib.suppress(BastionError):
+        square(eps=t.eps_linf).run(
+            Oracle(target, space=space), AttackData(space=space, x=x0[None]), budget=budget, seed=i
+        )
+    return target
+
+
+def test_square_moved_to_fresh_accounts_on_rows_is_degraded_within_a_few_queries(
+    cancer: Task, cancer_profile: Path
+) -> None:
+    """Square's steps on rows never link (they are larger than the near-radius), so a fresh
+    account used to start from zero and get ~18 answers with scores, as many as the first.
+    Its queries land in the first account's swarm of suspect queries: the second or third of
+    them carries the campaign's evidence over, and scores stop from the next one."""
+    arena = _rows_arena(cancer, cancer_profile)
+    i = victims(arena, 1)[0]
+    target = _adaptive(arena, i, budget=120, accounts=5)
+    first, *fresh = [p.tally for p in target.used]
+    assert first.detected_at is not None and first.stopped_at is not None
+    assert fresh, "the attacker never moved accounts"
+    for tally in fresh[:-1]:  # (the last one may have run out of budget)
+        assert tally.detected_at is not None and tally.detected_at <= 3, tally
+        assert tally.stopped_at is not None and tally.stopped_at <= tally.detected_at + 1
+    det = arena.timers[0].det  # the similarity detector
+    assert sum(det.tracks[fresh[0].principal].moved) >= 2  # two queries in the old swarm
+
+
+def test_benign_users_after_a_moved_campaign_are_not_taken_for_its_next_account(
+    cancer: Task, cancer_profile: Path
+) -> None:
+    arena = _rows_arena(cancer, cancer_profile)
+    i = victims(arena, 1)[0]
+    _adaptive(arena, i, budget=120, accounts=5)
+    x0 = cancer.x_test[i]
+    rng = np.random.default_rng(0)
+    user = PrincipalTarget(arena, "later-user")  # the attacked item and edits of it
+    for q in [x0] + [_edit(cancer, x0, rng) for _ in range(6)]:
+        user.query(q[None])
+    assert user.tally.detected_at is None
+    assert replay(arena, benign_streams(cancer, 60, seed=21, mean_queries=30))[0] == []
+
+
+def test_shifted_copies_of_an_attacked_image_are_a_users_edits_not_a_moved_campaign(
+    digits: Task, digits_profile: Path
+) -> None:
+    """Two-pixel shifts of an item lie farther from it than the near-radius, and as near to
+    the attacks' queries around it as those are to one another. A user who sent the item
+    itself (a catalogue item: the attackers sent it first) and then shifted copies of it is
+    editing its own item; counting the copies as a campaign's next account flagged such
+    users at once, with the attackers' evidence."""
+    arena = Arena(digits, [{"kind": "similarity", "profile": str(digits_profile)}])
+    i = victims(arena, 5)[4]
+    for attack in ("simba-pixel", "square-linf", "rays"):
+        assert bastion_run(arena, attack, i, budget=300).detected_at is not None
+    x0 = digits.x_test[i].reshape(digits.shape)
+    user = PrincipalTarget(arena, "later-user")
+    user.query(x0.reshape(1, -1))
+    for dy, dx in ((2, 0), (0, 2), (-2, 0), (0, -2), (2, 2), (-2, -2)):
+        user.query(np.roll(x0, (dy, dx), axis=(0, 1)).reshape(1, -1))
+    assert user.tally.detected_at is None
