@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from threadpoolctl import threadpool_limits
@@ -55,3 +56,14 @@ def digits_profile(digits: Task, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 def load(path: Path) -> Profile:
     return Profile.load(path)
+
+
+def rows_similarity(profile: Path) -> dict[str, Any]:
+    """The similarity entry of the rows configuration (see `evaluation.CONFIGURATIONS`):
+    boundary hugging weighs 0.4, a flat swarm, the window of queries."""
+    return {
+        "kind": "similarity",
+        "profile": str(profile),
+        "weights": {"flip": 0.4, "swarm_each": 0.0},
+        "distinct_window": False,
+    }

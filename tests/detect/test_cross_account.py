@@ -18,6 +18,7 @@ from bastion.detect.campaigns import bastion_run, space_of, victims
 from bastion.detect.streams import Task, _edit, benign_streams
 from bastion.errors import BastionError
 from bastion.registry import registry
+from tests.detect.conftest import rows_similarity
 
 
 # (attack, victim): HopSkipJump's queries lie within the radius of the item itself (the user was
@@ -45,14 +46,7 @@ def test_a_user_sending_the_attacked_item_and_edits_of_it_is_not_an_attackers_co
 
 
 def _rows_arena(task: Task, profile: Path) -> Arena:
-    # the rows configuration (see evaluation.CONFIGURATIONS)
-    entry = {
-        "kind": "similarity",
-        "profile": str(profile),
-        "weights": {"flip": 0.4, "swarm_each": 0.0},
-        "distinct_window": False,
-    }
-    return Arena(task, [entry])
+    return Arena(task, [rows_similarity(profile)])
 
 
 def _adaptive(arena: Arena, i: int, budget: int, accounts: int) -> AdaptiveTarget:

@@ -11,6 +11,7 @@ from bastion.detect.arena import Arena, PrincipalTarget, replay
 from bastion.detect.campaigns import adaptive_run, art_run, bastion_run, extraction_run, victims
 from bastion.detect.streams import Task, benign_streams
 from bastion.errors import TargetError
+from tests.detect.conftest import rows_similarity
 
 
 def _benign_flagged(arena: Arena, n: int, seed: int) -> list[str]:
@@ -24,14 +25,7 @@ def image_arena(digits: Task, digits_profile: Path) -> Arena:
 
 @pytest.fixture
 def tabular_arena(cancer: Task, cancer_profile: Path) -> Arena:
-    # the rows configuration: boundary hugging weighs 0.4 (see docs/detect.md)
-    entry = {
-        "kind": "similarity",
-        "profile": str(cancer_profile),
-        "weights": {"flip": 0.4, "swarm_each": 0.0},
-        "distinct_window": False,
-    }
-    return Arena(cancer, [entry])
+    return Arena(cancer, [rows_similarity(cancer_profile)])
 
 
 @pytest.mark.parametrize("attack", ["simba-pixel", "hopskipjump-l2", "boundary", "rays"])
