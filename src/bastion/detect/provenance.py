@@ -116,7 +116,7 @@ def link(
     # the principal's own lineage, however near an attack's queries around the item lie (an
     # own parent that is a step of the principal's own walk still gives way to a nearer
     # suspect query of another: an attack interleaved over several keys stays one lineage)
-    if own_hit and bool(own.known[own.dist < radius].any()):
+    if glob_hit and own_hit and bool(own.known[own.dist < radius].any()):
         glob_hit = False
     use_glob = glob_hit and (not own_hit or float(g_dist[g_ok][0]) < float(own.dist[0]))
     if use_glob:

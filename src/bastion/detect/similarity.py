@@ -27,7 +27,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bastion.detect.feeds import Feed, pull, push
-from bastion.detect.history import EMPTY, Entry, Recent, Ring, owner_id
+from bastion.detect.history import Entry, Recent, Ring, owner_id
 from bastion.detect.profile import Profile
 from bastion.detect.provenance import Campaign, Weights, link
 from bastion.detect.sybils import Relay
@@ -215,13 +215,7 @@ class SimilarityDetector:
         for i, v in enumerate(vecs):
             label = int(labels[i]) if i < labels.size else -1
             own = ring.nearest(v, self.opts.k, self.radius, obs.time)
-            # an edit of a catalogue item the principal sent takes no parent from another
-            # principal (see `link`): no global search is needed for it
-            explained = bool(own.known[own.dist < self.radius].any())
-            if self.opts.cross_principal and not explained:
-                glob = self.relay.parents(v, me, obs.time)
-            else:
-                glob = EMPTY if self.opts.cross_principal else own
+            glob = self.relay.parents(v, me, obs.time, own) if self.opts.cross_principal else own
             ln = link(own, glob, me, label, self.radius, self.weights)
             free, pats, score = 0.0, ln.patterns, ln.score
             caught_by = self.caught.get(ln.root, me) if ln.root else me

@@ -78,14 +78,20 @@ class Relay:
         if len(self.heat) > self.cap:
             self.heat.popitem(last=False)
 
-    def parents(self, v: npt.NDArray[np.float32], me: int, now: float) -> Neighbours:
+    def parents(
+        self, v: npt.NDArray[np.float32], me: int, now: float, own: Neighbours
+    ) -> Neighbours:
         """The global neighbours provenance judges (see `link`): the `k` nearest of all
         entries, own ones included, as `link` expects. `link` can only take as parent a query
         of another principal, sent under suspicion, deep in a lineage; when no candidate near
-        enough is one, nothing is returned (the same outcome), and with no other principal's
-        suspect entry in the global history the search is skipped."""
+        enough is one, nothing is returned (the same outcome). The search is skipped with no
+        other principal's suspect entry in the global history (checked first: the common
+        case), and for an edit of a catalogue item the principal sent (`own`, its own
+        neighbours), which `link` never gives a parent across principals."""
         g = self.ring
         if g.suspects == g.suspect_by.get(me, 0):  # no other principal's suspect query held
+            return EMPTY
+        if bool(own.known[own.dist < self.radius].any()):
             return EMPTY
 
         def usable(i: npt.NDArray[np.intp]) -> bool:
