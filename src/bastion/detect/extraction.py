@@ -86,7 +86,7 @@ class _Points:
         self.capacity, self.size, self.cursor = history + _SETTLE_AT, 0, 0
         self.vec = np.zeros((self.capacity, dim), dtype=np.float32)
         self.sq = np.zeros(self.capacity, dtype=np.float32)
-        self.label = np.zeros(self.capacity, dtype=np.int64)
+        self.label = np.zeros(self.capacity, dtype=np.int32)
 
     @property
     def nbytes(self) -> int:
