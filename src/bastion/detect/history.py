@@ -183,7 +183,9 @@ class Ring:
         vv_lead = float(np.dot(head, head))
         # |x_lead|² - 2 x_lead·v_lead + |v_lead|² is an exact lower bound of |x - v|²; a
         # little slack for float32 rounding
-        low = np.dot(self._lead[:n], q, out=self._low[:n])
+        # (matmul, not dot: until the ring is full the block's columns are strided, and
+        # numpy's dot then leaves BLAS for a loop ten times slower; matmul passes the stride)
+        low = np.matmul(self._lead[:n], q, out=self._low[:n])
         hit = (low <= r2 - vv_lead + 1e-4 * (r2 + vv_lead) + 1e-6).nonzero()[0]
         if hit.size and keep is not None:
             hit = hit[keep(hit)]
@@ -302,7 +304,7 @@ def between(
 ) -> int:
     """How many distinct rows of `vec` (squared norms `sq`) lie farther than `inner` from `v`
     but within `outer` (the swarm count)."""
-    d2 = np.dot(vec, v)
+    d2 = np.matmul(vec, v)  # (a slice of a ring's column-major block is strided: see `nearest`)
     d2 *= -2.0
     d2 += sq
     d2 += float(np.dot(v, v))

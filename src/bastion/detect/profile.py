@@ -86,30 +86,40 @@ class Profile:
     def encode(self, x: npt.NDArray[Any]) -> F32:
         """Rows → points in the detector's feature space (float32, `dim` columns).
 
-        Pooling, standardisation and projection are linear, so they are folded into
-        one (input × dim) matrix; only the per-image contrast normalisation is not.
+        Standardisation and projection are linear, so they are folded into one small
+        (pooled × dim) matrix. For images, pooling is two small products (columns, then
+        rows) rather than part of that matrix: an (input × dim) fold is 400 KB for a
+        32×32×3 image, and reading it evicted the history the search then scans.
+        Only the per-image contrast normalisation is not linear; as pooling averages, it
+        is applied to the pooled sums.
         """
         a = np.asarray(x, dtype=np.float32)
-        w, colsum, bias = self.__dict__.get("_fold") or self._folded()
-        n = w.shape[0]
-        flat = a.reshape(a.size // n, n)
-        if colsum is None:  # rows: standardisation and projection only
-            out: F32 = np.dot(flat, w)
+        w, pools, bias = self.__dict__.get("_fold") or self._folded()
+        if pools is None:  # rows: standardisation and projection only
+            out: F32 = np.dot(a.reshape(-1, w.shape[0]), w)
             out -= bias
             return out
-        # one product gives the projection and (last column) each row's sum
-        proj = np.dot(flat, w)
-        mu = proj[:, -1:] / n
-        if flat.shape[0] == 1:
+        rows_m, cols_m, colsum = pools
+        h, wc = rows_m.shape[1], cols_m.shape[0]
+        n_in = h * wc
+        flat = a.reshape(a.size // n_in, n_in)
+        n = flat.shape[0]
+        pooled = np.matmul(rows_m, np.dot(flat.reshape(n * h, wc), cols_m).reshape(n, h, -1))
+        proj: F32 = np.dot(pooled.reshape(n, -1), w)
+        if n == 1:
             row = flat[0]
-            ms = float(np.dot(row, row)) / n
+            mu = float(row.sum()) / n_in
+            ms = float(np.dot(row, row)) / n_in
+            sd = float(np.sqrt(max(ms - mu * mu, 0.0))) + 1e-3
+            proj -= mu * colsum
+            proj /= sd
         else:
-            ms = np.einsum("ij,ij->i", flat, flat)[:, None] / n
-        sd = np.sqrt(np.maximum(ms - mu * mu, 0.0)) + 1e-3
-        centred: F32 = proj[:, :-1] - mu * colsum
-        centred /= sd
-        centred -= bias
-        return centred
+            mus = flat.mean(axis=1, keepdims=True)
+            ms = np.einsum("ij,ij->i", flat, flat)[:, None] / n_in
+            proj -= mus * colsum
+            proj /= np.sqrt(np.maximum(ms - mus * mus, 0.0)) + 1e-3
+        proj -= bias
+        return proj
 
     def features(self, x: npt.NDArray[Any], memo: dict[Any, Any]) -> F32:
         """`encode(x)`, once per observation: detectors fitted on the same profile (similarity
@@ -133,29 +143,28 @@ class Profile:
             object.__setattr__(self, "_digest", cached)
         return cached
 
-    def _folded(self) -> tuple[F32, F32 | None, F32]:
-        """(input × dim) matrix, the column sums images need (None for rows), the bias."""
+    def _folded(self) -> tuple[F32, tuple[F32, F32, F32] | None, F32]:
+        """The (pooled × dim) matrix; for images the pooling matrices (rows: pooled rows ×
+        H, columns: W·C × pooled columns·C, each averaging `pool` inputs, leftover edge
+        pixels dropped) and the projection of a constant image; the bias."""
         cached = self.__dict__.get("_fold")
         if cached is None:
-            n_in = int(np.prod(self.shape))
-            if self.is_image:  # pooling as a linear map: pool the identity's rows
-                eye = np.eye(n_in, dtype=np.float32)
+            w_m = (self.components / self.scale[:, None]).astype(np.float32)
+            bias = ((self.mean / self.scale) @ self.components).astype(np.float32)
+            pools = None
+            if self.is_image:
                 h, w, c = self.shape
                 p = self.pool
-                e = eye.reshape(n_in, h, w, c)[:, : h - h % p, : w - w % p, :]
-                pool_m = e.reshape(n_in, h // p, p, w // p, p, c).mean(axis=(2, 4))
-                pool_m = pool_m.reshape(n_in, -1)
-            else:
-                pool_m = np.eye(n_in, dtype=np.float32)
-            w_m = (pool_m / self.scale) @ self.components
-            bias = (self.mean / self.scale) @ self.components
-            if self.is_image:  # a column of ones: the row sum for contrast normalisation
-                w_m = np.hstack([w_m, np.ones((n_in, 1), dtype=np.float32)])
-            cached = (
-                np.ascontiguousarray(w_m, dtype=np.float32),
-                w_m[:, : self.dim].sum(axis=0).astype(np.float32) if self.is_image else None,
-                bias.astype(np.float32),
-            )
+                rows_m = np.zeros((h // p, h), dtype=np.float32)
+                for i in range(h // p):
+                    rows_m[i, i * p : (i + 1) * p] = 1.0 / p
+                cols_1 = np.zeros((w, w // p), dtype=np.float32)
+                for j in range(w // p):
+                    cols_1[j * p : (j + 1) * p, j] = 1.0 / p
+                cols_m = np.kron(cols_1, np.eye(c, dtype=np.float32)).astype(np.float32)
+                # a constant image pools to the constant: what subtracting the mean removes
+                pools = (rows_m, cols_m, w_m.sum(axis=0).astype(np.float32))
+            cached = (np.ascontiguousarray(w_m), pools, bias)
             object.__setattr__(self, "_fold", cached)
         return cached
 
