@@ -132,8 +132,10 @@ class FingerprintDetector:
     def fingerprint(self, row: npt.NDArray[Any]) -> tuple[npt.NDArray[np.uint64], int]:
         """Top-k salted window keys of one input, and a digest of its whole quantisation."""
         flat = np.asarray(row, dtype=np.float32).reshape(-1)
-        q = ((flat + self._salt(flat.size)) / (self.opts.step * self.opts.scale)).astype(np.int64)
-        q = np.clip(q, 0, 7).astype(np.uint64)  # 3 bits per value: a 20-window fits 60 bits
+        cell = ((flat + self._salt(flat.size)) / (self.opts.step * self.opts.scale)).astype(
+            np.int64
+        )
+        q = np.clip(cell, 0, 7).astype(np.uint64)  # 3 bits per value: a 20-window fits 60 bits
         key = _windows(q, min(self.opts.window, flat.size))
         mixed = (key ^ self._key_salt) * _MIX
         mixed ^= mixed >> np.uint64(29)
