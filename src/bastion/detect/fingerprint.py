@@ -22,7 +22,7 @@ import hashlib
 import struct
 import threading
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any, ClassVar
 
 import numpy as np
@@ -73,14 +73,14 @@ class HashIndex:
     def matches(self, keys: npt.NDArray[np.uint64], need: int, common: int) -> dict[int, int]:
         """Slots sharing at least `need` keys; keys held by more than `common` slots (blank
         backgrounds, borders) say nothing about provenance and are skipped."""
-        counts: dict[int, int] = {}
+        get, held = self.index.get, []
         for k in keys.tolist():
-            bucket = self.index.get(k, ())
-            if len(bucket) > common:
-                continue
-            for slot in bucket:
-                counts[slot] = counts.get(slot, 0) + 1
-        return {s: c for s, c in counts.items() if c >= need}
+            bucket = get(k)
+            if bucket and len(bucket) <= common:
+                held.extend(bucket)
+        if len(held) < need:
+            return {}
+        return {s: c for s, c in Counter(held).items() if c >= need}  # (counted in C)
 
     def add(self, keys: npt.NDArray[np.uint64], owner: int, digest: int, suspect: bool) -> None:
         slot = self.cursor
