@@ -73,7 +73,7 @@ class HashIndex:
     def matches(self, keys: npt.NDArray[np.uint64], need: int, common: int) -> dict[int, int]:
         """Slots sharing at least `need` keys; keys held by more than `common` slots (blank
         backgrounds, borders) say nothing about provenance and are skipped."""
-        get, held = self.index.get, []
+        get, held = self.index.get, list[int]()
         for k in keys.tolist():
             bucket = get(k)
             if bucket and len(bucket) <= common:
