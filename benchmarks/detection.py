@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from bastion.detect.calibration import (  # noqa: E402
     campaign_peaks,
-    flagged,
     level_for,
     prada_levels,
+    responses,
     trigger_for,
 )
 from bastion.detect.campaigns import BASTION_ATTACKS  # noqa: E402
@@ -167,14 +167,20 @@ def calibrate(tasks: tuple[str, ...], n: int, configurations: tuple[str, ...] | 
                     {k: (str(path) if v == "{profile}" else v) for k, v in e.items()}
                     for e in CONFIGURATIONS[conf]
                 ]
-                hit = flagged(task, entries, n)
+                hit, levels, top = responses(task, entries, n)
                 print(f"{task_name:9} {conf:22} end to end: {len(hit)}/{n} flagged "
                       f"({len(hit) / n:.2%}) {' '.join(hit[:10])}")  # fmt: skip
+                print(f"{task_name:9} {conf:22} principals per action level reached: "
+                      f"{_levels(levels)}; highest evidence totals {top}")  # fmt: skip
 
 
 def _result(d: dict[str, object]) -> EvalResult:
     d = {k: v for k, v in d.items() if k != "fpr"}
     return EvalResult(**d)  # type: ignore[arg-type]
+
+
+def _levels(counts: dict[str, int]) -> str:
+    return ", ".join(f"{action} {n}" for action, n in counts.items())
 
 
 def verdict(ok: bool) -> str:
@@ -268,6 +274,10 @@ def main() -> None:
               f"{verdict(len(det) == runs and med <= 10)}")  # fmt: skip
         print(f"benign FPR: {res.benign_flagged}/{res.benign_principals} principals = "
               f"{res.fpr:.2%} (target <= 0.1 %) -> {verdict(res.fpr <= 0.001)}")  # fmt: skip
+        if res.benign_levels:
+            print("benign principals per action level reached: " + _levels(res.benign_levels)
+                  + (f"; after the attacks: {_levels(res.benign_after_levels)}"
+                     if res.benign_after_levels else ""))  # fmt: skip
         if res.benign_after_principals:
             after = res.benign_after_flagged / res.benign_after_principals
             print(f"benign users after the attacks: {res.benign_after_flagged}/"

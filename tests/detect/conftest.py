@@ -60,10 +60,11 @@ def load(path: Path) -> Profile:
 
 def rows_similarity(profile: Path) -> dict[str, Any]:
     """The similarity entry of the rows configuration (see `evaluation.CONFIGURATIONS`):
-    boundary hugging weighs 0.4, a flat swarm, the window of queries."""
+    boundary hugging weighs 0.4, a flat swarm, the window of queries, a campaign moved to
+    a fresh account at its first query in the old one's swarm."""
     return {
         "kind": "similarity",
         "profile": str(profile),
-        "weights": {"flip": 0.4, "swarm_each": 0.0},
+        "weights": {"flip": 0.4, "swarm_each": 0.0, "moved_at": 1},
         "distinct_window": False,
     }

@@ -70,8 +70,10 @@ def test_square_moved_to_fresh_accounts_on_rows_is_degraded_within_a_few_queries
 ) -> None:
     """Square's steps on rows never link (they are larger than the near-radius), so a fresh
     account used to start from zero and get ~18 answers with scores, as many as the first.
-    Its queries land in the first account's swarm of suspect queries: the second or third of
-    them carries the campaign's evidence over, and scores stop from the next one."""
+    Its queries land in the first account's swarm of suspect queries: the first of them that
+    does carries the campaign's evidence over (it took two, which left each fresh account a
+    second answer with scores: a new candidate for Square on every account), and scores stop
+    from the next one."""
     arena = _rows_arena(cancer, cancer_profile)
     i = victims(arena, 1)[0]
     target = _adaptive(arena, i, budget=120, accounts=5)
@@ -82,7 +84,9 @@ def test_square_moved_to_fresh_accounts_on_rows_is_degraded_within_a_few_queries
         assert tally.detected_at is not None and tally.detected_at <= 3, tally
         assert tally.stopped_at is not None and tally.stopped_at <= tally.detected_at + 1
     det = arena.timers[0].det  # the similarity detector
-    assert sum(det.tracks[fresh[0].principal].moved) >= 2  # two queries in the old swarm
+    assert sum(det.tracks[fresh[0].principal].moved) >= 1  # a query in the old swarm
+    # most fresh accounts answer one query with scores: the one they were burned on before
+    assert sum(t.stopped_at == 2 for t in fresh[:-1]) >= len(fresh[:-1]) / 2, fresh
 
 
 def test_benign_users_after_a_moved_campaign_are_not_taken_for_its_next_account(

@@ -25,7 +25,7 @@ from bastion.errors import TargetError
 from bastion.guard.adapters.wrap import GuardDenied, GuardedModel, wrap
 from bastion.guard.config import GuardConfig
 from bastion.guard.core import Guard
-from bastion.guard.policies.detection import Evidence, Observation
+from bastion.guard.policies.detection import GRADED_ACTIONS, Evidence, Observation
 from bastion.guard.request import Principal
 from bastion.guard.stores.base import Store
 from bastion.guard.stores.memory import MemoryStore
@@ -33,11 +33,8 @@ from bastion.target.base import OutputKind, QueryResult, TargetInfo
 
 __all__ = ["Arena", "PrincipalTarget", "Tally", "replay"]
 
-DEFAULT_ACTIONS: list[dict[str, Any]] = [
-    {"at": 2.0, "action": "flag"},
-    {"at": 6.0, "action": "label_only"},
-    {"at": 12.0, "action": "block"},
-]
+# the actions guard plans write (the graded response), so the evaluation measures what users get
+DEFAULT_ACTIONS: list[dict[str, Any]] = [dict(a) for a in GRADED_ACTIONS]
 
 
 class Arena:
@@ -50,6 +47,7 @@ class Arena:
         *,
         actions: list[dict[str, Any]] | None = None,
         audit_path: Path | None = None,
+        seed: int = 0,
     ) -> None:
         self.task = task
         cfg = {
@@ -63,6 +61,8 @@ class Arena:
                     "detectors": detectors,
                     "actions": actions if actions is not None else DEFAULT_ACTIONS,
                     "throttle": "1000/second",
+                    # the `noise` action's draws: a run repeats exactly, as the attacks' do
+                    "seed": seed,
                 },
                 {"kind": "output_minimisation", "default": {"mode": "scores", "decimals": 4}},
             ],
@@ -87,6 +87,17 @@ class Arena:
 
     def evidence(self, principal: str) -> float:
         return self.guard.store.get_state(principal).total
+
+    def reached(self, principals: Iterable[str]) -> dict[str, int]:
+        """For each configured action, how many of `principals` ever reached its level: the
+        benign cost of each step of the response, not only of the first (evidence only grows,
+        so a principal's total now is the highest it had)."""
+        totals = [self.evidence(p) for p in principals]
+        levels = sorted(
+            (lv for p in self.guard.policies for lv in getattr(p, "levels", [])),
+            key=lambda lv: lv.at,
+        )
+        return {lv.action: sum(t >= lv.at for t in totals) for lv in levels}
 
     def close(self) -> None:
         self.guard.close()
@@ -194,11 +205,12 @@ def replay(
 ) -> tuple[list[str], int]:
     """Send benign streams (`streams.BenignStream`) through the arena, each as its own
     principal (renamed `prefix-NNNNN` when given), until one is refused: the principals the
-    guard brought to its first action level, and the queries sent."""
+    guard brought to its first action level, and the queries sent. A user degraded to labels
+    only goes on sending (it reads labels), so its evidence may still reach a block."""
     flagged, queries = [], 0
     for s in streams:
         name = s.principal if prefix is None else s.principal.replace("user", prefix, 1)
-        pt = PrincipalTarget(arena, name)
+        pt = PrincipalTarget(arena, name, output=OutputKind.LABEL)
         for q in s.queries:
             try:
                 pt.query(q[None])

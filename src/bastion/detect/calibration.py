@@ -12,7 +12,8 @@ holds for PRADA's alarm level: a principal earns the first action level from
 two failed checks, so it is flagged at level `w` exactly when the second
 lowest W of its checks is below `w`. `flagged` runs a whole configuration
 through a guard on such streams: the end-to-end false-positive rate of the
-detectors together, with their actions.
+detectors together, with their actions; `responses` also how many principals each action
+level of the graded response reaches.
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ from bastion.guard.policies.detection import Observation
 from bastion.guard.request import Prediction
 from bastion.guard.stores.memory import MemoryStore
 
-__all__ = ["campaign_peaks", "flagged", "level_for", "prada_levels", "trigger_for"]
+__all__ = [
+    "campaign_peaks",
+    "flagged",
+    "level_for",
+    "prada_levels",
+    "responses",
+    "trigger_for",
+]
 
 Peaks = npt.NDArray[np.float64]
 
@@ -99,8 +107,21 @@ def level_for(levels: Peaks, rate: float, step: float = 0.05) -> float:
 def flagged(task: Task, detectors: list[dict[str, Any]], n: int, seed: int = 101) -> list[str]:
     """The calibration principals a guard with these detector entries (as in guard.yaml, the
     evaluation's actions) brings to its first action level."""
+    return responses(task, detectors, n, seed)[0]
+
+
+def responses(
+    task: Task, detectors: list[dict[str, Any]], n: int, seed: int = 101
+) -> tuple[list[str], dict[str, int], list[float]]:
+    """What the evaluation's actions do to the calibration principals: those brought to the
+    first action level, how many reached each action's level, and the highest evidence totals
+    (the levels of the graded response are chosen from these: see docs/detect.md)."""
     arena = Arena(task, detectors)
     try:
-        return replay(arena, benign_streams(development(task), n, seed=seed))[0]
+        streams = list(benign_streams(development(task), n, seed=seed))
+        hit = replay(arena, streams)[0]
+        names = [s.principal for s in streams]
+        totals = sorted((arena.evidence(p) for p in names), reverse=True)
+        return hit, arena.reached(names), [round(t, 2) for t in totals[:5]]
     finally:
         arena.close()

@@ -45,12 +45,15 @@ CONFIGURATIONS: dict[str, list[dict[str, Any]]] = {
     # tabular rows: boundary hugging weighs more (RayS's and HopSkipJump's binary searches on
     # rows flip labels before anything else links); tied best on the development data. The
     # graded swarm and the window of distinct inputs (made for Square on images) cost rows
-    # false positives on the calibration streams and catch nothing more there: rows keep both off
+    # false positives on the calibration streams and catch nothing more there: rows keep both off.
+    # Square's steps on rows never link, so a campaign moved to a fresh account is only seen by
+    # where its queries land (`sybils`): on rows one such query moves it (`moved_at: 1`; on the
+    # development data no benign user more was flagged, where on images 19 of 1,000 later were)
     "rows+extraction": [
         {
             "kind": "similarity",
             "profile": "{profile}",
-            "weights": {"flip": 0.4, "swarm_each": 0.0},
+            "weights": {"flip": 0.4, "swarm_each": 0.0, "moved_at": 1},
             "distinct_window": False,
         },
         {"kind": "extraction", "profile": "{profile}"},
@@ -94,6 +97,10 @@ class EvalResult:
     extraction: list[dict[str, Any]] = field(default_factory=list)
     benign_after_principals: int = 0  # other benign users, after all the attacks
     benign_after_flagged: int = 0
+    # per configured action, the benign principals that reached its level (a user degraded to
+    # labels only pays more than one flagged for a look)
+    benign_levels: dict[str, int] = field(default_factory=dict)
+    benign_after_levels: dict[str, int] = field(default_factory=dict)
 
     @property
     def fpr(self) -> float:
@@ -128,16 +135,20 @@ def _row(name: str, source: str, tallies: list[Tally], baseline: list[Tally]) ->
 
 def _benign(arena: Arena, res: EvalResult, n: int, seed: int) -> None:
     s0, r0 = arena.detection_cost()
-    flagged, queries = _send_benign(arena, n, seed + 1, "user")
+    flagged, queries, levels = _send_benign(arena, n, seed + 1, "user")
     s1, r1 = arena.detection_cost()
     res.benign_principals, res.benign_flagged, res.benign_queries = n, flagged, queries
+    res.benign_levels = levels
     res.cost_ms = 1000.0 * (s1 - s0) / max(r1 - r0, 1)
 
 
-def _send_benign(arena: Arena, n: int, seed: int, prefix: str) -> tuple[int, int]:
-    """(principals flagged, queries sent) for `n` benign users drawn with `seed`."""
-    flagged, queries = replay(arena, benign_streams(arena.task, n, seed=seed), prefix)
-    return len(flagged), queries
+def _send_benign(arena: Arena, n: int, seed: int, prefix: str) -> tuple[int, int, dict[str, int]]:
+    """(principals flagged, queries sent, principals per action level reached) for `n` benign
+    users drawn with `seed`."""
+    streams = list(benign_streams(arena.task, n, seed=seed))
+    flagged, queries = replay(arena, streams, prefix)
+    names = [s.principal.replace("user", prefix, 1) for s in streams]
+    return len(flagged), queries, arena.reached(names)
 
 
 def _run_attacks(
@@ -217,9 +228,8 @@ def evaluate(plan: EvalPlan, progress: Any = None) -> list[EvalResult]:
                 if plan.benign_after:
                     say(f"{task_name}/{conf}: benign users after the attacks")
                     res.benign_after_principals = plan.benign_after
-                    res.benign_after_flagged = _send_benign(
-                        arena, plan.benign_after, plan.seed + 2, "later"
-                    )[0]
+                    after = _send_benign(arena, plan.benign_after, plan.seed + 2, "later")
+                    res.benign_after_flagged, _, res.benign_after_levels = after
                 res.memory_bytes_per_principal = _memory(arena)
                 results.append(res)
                 arena.close()

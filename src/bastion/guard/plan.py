@@ -101,10 +101,12 @@ def _detectors(profile: Path, out_dir: Path, manifest: SystemManifest) -> list[d
     rel = os.path.relpath(profile.resolve(), out_dir.resolve())
     # The configurations `bastion detect eval` measures: `similarity+extraction` for images,
     # `rows+extraction` for rows (a label flip weighs more: rows flip before they link; the
-    # swarm is not graded and the window counts re-sends, which costs rows fewer false positives).
+    # swarm is not graded and the window counts re-sends, which costs rows fewer false positives;
+    # one query in a caught campaign's swarm moves it to a fresh account: Square's steps on rows
+    # never link across accounts).
     similarity: dict[str, Any] = {"kind": "similarity", "profile": rel}
     if not image:
-        similarity["weights"] = {"flip": 0.4, "swarm_each": 0.0}
+        similarity["weights"] = {"flip": 0.4, "swarm_each": 0.0, "moved_at": 1}
         similarity["distinct_window"] = False
     return [similarity, {"kind": "extraction", "profile": rel}]
 
@@ -116,6 +118,7 @@ def plan_from_report(
     detect_profile: Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """The config, and for each policy kind the findings (rule: title) it answers."""
+    from bastion.guard.policies.detection import GRADED_ACTIONS
     from bastion.guard.starter import starter_config
 
     manifest = _manifest_of(report)
@@ -139,11 +142,8 @@ def plan_from_report(
             )
         if policy["kind"] == "detection" and detect_profile is not None:
             policy["detectors"] = _detectors(detect_profile, out_dir, manifest)
-            policy["actions"] = [
-                {"at": 2, "action": "flag"},
-                {"at": 6, "action": "label_only"},
-                {"at": 12, "action": "block"},
-            ]
+            # the graded response `bastion detect eval` measures
+            policy["actions"] = [dict(a) for a in GRADED_ACTIONS]
     kinds = {p["kind"] for p in policies}
     for kind in list(answers):
         if kind not in kinds:

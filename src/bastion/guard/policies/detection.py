@@ -34,11 +34,31 @@ from bastion.guard.request import Allow, Deny, Prediction, Request, Transform, V
 from bastion.guard.stores.base import PrincipalState, ReviewCase, Store
 from bastion.registry import registry
 
-__all__ = ["ACTIONS", "NOISE_KEY", "DetectionPolicy", "Detector", "Evidence", "Observation"]
+__all__ = [
+    "ACTIONS",
+    "GRADED_ACTIONS",
+    "NOISE_KEY",
+    "DetectionPolicy",
+    "Detector",
+    "Evidence",
+    "Observation",
+]
 
 ACTIONS = ("flag", "review", "noise", "label_only", "throttle", "block")  # mildest to strictest
 Action = Literal["flag", "review", "noise", "label_only", "throttle", "block"]
 NOISE_KEY = "bastion.detection_noise"
+
+# The graded response guard plans write and `bastion detect eval` measures (one list, so the
+# evaluation's figures are those of the configuration users get). From the first evidence a
+# principal's scores are noisy (labels intact: a falsely flagged user still gets every answer
+# right); an attack whose campaign keeps adding evidence gets labels only two units later, and
+# is blocked at 12. See docs/detect.md, "Actions", for how the levels were chosen.
+GRADED_ACTIONS: tuple[dict[str, Any], ...] = (
+    {"at": 2.0, "action": "flag"},
+    {"at": 2.0, "action": "noise"},
+    {"at": 5.0, "action": "label_only"},
+    {"at": 12.0, "action": "block"},
+)
 
 
 @dataclass(frozen=True)
