@@ -108,13 +108,19 @@ def _beside(own: Neighbours, j: int, depth: int, step: float, root: int) -> bool
     lies on the boundary, the following ones say it again."""
     if own.suspect[j]:
         return False
-    same = own.root == root
-    if bool((same & (own.depth > depth)).any()):
-        return False  # the lineage went deeper here already: this may be a search's way back
-    sib = same & (own.depth == depth)
-    if not sib.any():
-        return False  # the first edit of its parent (or a step deeper): a walk may start so
-    return not bool((step + own.dist[sib] <= _BETWEEN * own.step[sib]).any())
+    # (k neighbours at most, a handful: plain Python beats numpy's per-call overhead here)
+    siblings = 0
+    for r, d, dist, s in zip(
+        own.root.tolist(), own.depth.tolist(), own.dist.tolist(), own.step.tolist(), strict=True
+    ):
+        if r != root or d < depth:
+            continue
+        if d > depth:
+            return False  # the lineage went deeper here already: maybe a search's way back
+        if step + dist <= _BETWEEN * s:
+            return False  # on the segment between its parent and this sibling: a bisection
+        siblings += 1
+    return siblings > 0  # none: the first edit of its parent, or a step deeper
 
 
 def link(
