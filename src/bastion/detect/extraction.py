@@ -9,7 +9,8 @@ Three tests, each calibrated on benign traffic:
   distribution, which a Shapiro–Wilk statistic below `prada_w` shows (a few
   far-out distances, rare catalogue items, are left out of it);
 * coverage: the number of distinct benign-fitted cells a principal has visited
-  and the entropy of the labels it has been told — ordinary users ask about a
+  and the entropy of the labels it has been told (relative to all the classes the
+  model has answered anyone) — ordinary users ask about a
   few things, an extractor (also a Knockoff-style one using natural data) must
   sweep the whole input space and every class to copy the model;
 * off-manifold share: the fraction of queries farther from every benign cell
@@ -183,6 +184,8 @@ class ExtractionDetector:
         self.cell_sq = (self.cells * self.cells).sum(1).astype(np.float32)
         self._cells_t = np.ascontiguousarray(self.cells.T, dtype=np.float32)
         self.states: OrderedDict[str, _Principal] = OrderedDict()
+        # the labels the model has given anyone: the coverage test's "every class"
+        self.classes: set[int] = set()
         self.origin = uuid.uuid4().hex[:16]  # this replica, in the shared logs
         self._lock = threading.Lock()  # pull, judge, push: one step per process
 
@@ -211,6 +214,7 @@ class ExtractionDetector:
     def _take(self, st: _Principal, e: Entry) -> None:
         st.pending.append(e)
         st.labels[e.label] = st.labels.get(e.label, 0) + 1
+        self.classes.add(e.label)
         st.n += 1
         if len(st.pending) >= _SETTLE_AT:  # queries another replica answered pile up here
             self._settle(st)
@@ -282,7 +286,10 @@ class ExtractionDetector:
         # (a dozen classes at most: plain floats beat numpy's per-call overhead)
         total = sum(st.labels.values())
         spread = sum(c * math.log(c) for c in st.labels.values() if c)
-        entropy = (math.log(total) - spread / total) / math.log(max(len(st.labels), 2))
+        # relative to every class the model has answered anyone, not only those this principal
+        # was told: a user told five of eight classes, unevenly, is not sweeping all of them
+        classes = max(len(self.classes), len(st.labels), 2)
+        entropy = (math.log(total) - spread / total) / math.log(classes)
         known = len(self.cells)
         cover = float(st.visited.sum()) / min(known, st.n)
         if cover >= o.coverage and entropy >= o.entropy and len(st.labels) >= 3:

@@ -45,6 +45,10 @@ class Weights:
     deep: float = 0.25  # parent chain at least `deep_at` long
     deep_at: int = 4
     flip: float = 0.3  # a near neighbour carries another label: boundary hugging
+    # ... when the query is only an edit beside earlier edits of one item (as deep as they
+    # are, not between its parent and one of them, the parent sent before any suspicion): a
+    # user's edits of an item on the decision boundary, which cross it again and again
+    flip_beside: float = 0.0
     crowd: float = 0.3  # at least `crowd_at` distinct own queries within the radius
     crowd_at: int = 6
     shrink: float = 0.2  # the step to the parent is much smaller than the parent's own step
@@ -82,6 +86,41 @@ def _parent(own: Neighbours) -> int:
         return 0
     tied = own.dist <= own.dist[0] * (1 + _TIE)
     return int(np.argmax(np.where(tied, own.depth, -1)))
+
+
+_BETWEEN = 1.25  # d(q, parent) + d(q, sibling) within this × d(parent, sibling): on the segment
+
+
+def _beside(own: Neighbours, j: int, depth: int, step: float, root: int) -> bool:
+    """Whether a query that descends from own neighbour `j` is an edit beside earlier edits
+    of the same item rather than a step of a search: earlier queries of its lineage within
+    the radius are exactly as deep (siblings; none deeper), it does not lie between its
+    parent and any of them, and the parent was sent before any suspicion.
+
+    A walk to the boundary goes deeper with every step. A bisection's midpoint lies on the
+    segment between its parent and the other end of the interval: when float rounding (or
+    the features' contrast normalisation) makes the two ends not quite equidistant, it
+    becomes a sibling of that end instead of its child, and d(q, parent) + d(q, sibling)
+    still equals the sibling's own step. A user's light edits of one item point in random
+    directions, so two of them, each about r from the item, lie about r·√2 apart and that
+    sum is about 2.4 times the sibling's step. When the item lies on the decision boundary
+    the label flips on many of the edits: the first flip in such a star says that the item
+    lies on the boundary, the following ones say it again."""
+    if own.suspect[j]:
+        return False
+    # (k neighbours at most, a handful: plain Python beats numpy's per-call overhead here)
+    siblings = 0
+    for r, d, dist, s in zip(
+        own.root.tolist(), own.depth.tolist(), own.dist.tolist(), own.step.tolist(), strict=True
+    ):
+        if r != root or d < depth:
+            continue
+        if d > depth:
+            return False  # the lineage went deeper here already: maybe a search's way back
+        if step + dist <= _BETWEEN * s:
+            return False  # on the segment between its parent and this sibling: a bisection
+        siblings += 1
+    return siblings > 0  # none: the first edit of its parent, or a step deeper
 
 
 def link(
@@ -135,8 +174,11 @@ def link(
     flips = bool((own.label[own.dist < radius] != label).any())
     if glob_hit:
         flips = flips or bool((g_label[g_ok] != label).any())
-    if flips:
-        score, pats = score + w.flip, [*pats, "boundary_hugging"]
+    flip = w.flip if flips else 0.0
+    if flips and not glob_hit and _beside(own, j, depth, step, root):
+        flip = w.flip_beside
+    if flip:
+        score, pats = score + flip, [*pats, "boundary_hugging"]
     if own.within >= w.crowd_at:
         score, pats = score + w.crowd, [*pats, "crowding"]
     # (a bisection halves its step exactly: half counts as shrinking, rounding aside)
