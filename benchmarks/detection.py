@@ -37,9 +37,12 @@ from bastion.detect.calibration import (  # noqa: E402
     trigger_for,
 )
 from bastion.detect.campaigns import BASTION_ATTACKS  # noqa: E402
-from bastion.detect.evaluation import (  # noqa: E402
+from bastion.detect.configurations import (  # noqa: E402
     CONFIGURATIONS,
     DOMAIN_CONFIGURATION,
+    detectors,
+)
+from bastion.detect.evaluation import (  # noqa: E402
     EvalPlan,
     EvalResult,
     evaluate,
@@ -163,10 +166,7 @@ def calibrate(tasks: tuple[str, ...], n: int, configurations: tuple[str, ...] | 
             path = Path(tmp) / f"{task_name}.profile.json"
             profile.save(path)
             for conf in configurations or (DOMAIN_CONFIGURATION[task.domain],):
-                entries = [
-                    {k: (str(path) if v == "{profile}" else v) for k, v in e.items()}
-                    for e in CONFIGURATIONS[conf]
-                ]
+                entries = detectors(conf, path)
                 hit, levels, top = responses(task, entries, n)
                 print(f"{task_name:9} {conf:22} end to end: {len(hit)}/{n} flagged "
                       f"({len(hit) / n:.2%}) {' '.join(hit[:10])}")  # fmt: skip

@@ -59,12 +59,9 @@ def load(path: Path) -> Profile:
 
 
 def rows_similarity(profile: Path) -> dict[str, Any]:
-    """The similarity entry of the rows configuration (see `evaluation.CONFIGURATIONS`):
-    boundary hugging weighs 0.4, a flat swarm, the window of queries, a campaign moved to
-    a fresh account at its first query in the old one's swarm."""
-    return {
-        "kind": "similarity",
-        "profile": str(profile),
-        "weights": {"flip": 0.4, "swarm_each": 0.0, "moved_at": 1},
-        "distinct_window": False,
-    }
+    """The similarity entry of the rows configuration the guard runs (boundary hugging weighs
+    0.4, a flat swarm, the window of queries, a campaign moved to a fresh account at its
+    first query in the old one's swarm)."""
+    from bastion.detect.configurations import detectors
+
+    return next(e for e in detectors("rows+extraction", profile) if e["kind"] == "similarity")

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from bastion.attacks.base import AttackData
 from bastion.attacks.oracle import Oracle
@@ -72,3 +73,20 @@ def test_square_gets_noisy_scores_from_its_first_evidence_until_labels_only(
         assert r.scores is not None and np.array_equal(r.labels, truth.argmax(1))
         noise.append(float(np.abs(r.scores - truth).mean()))
     assert np.mean(noise) > 0.01, noise  # Laplace noise of scale 0.05, renormalised
+
+
+@pytest.mark.parametrize(
+    ("example", "domain"), [("fraud-scoring", "tabular"), ("content-moderation", "image")]
+)
+def test_guard_plans_write_the_detectors_the_evaluation_measures(
+    example: str, domain: str, tmp_path: Path
+) -> None:
+    from bastion.detect.configurations import DOMAIN_CONFIGURATION, detectors
+    from bastion.guard.plan import _detectors
+    from bastion.manifest import load_manifest
+
+    root = Path(__file__).resolve().parents[2]
+    manifest = load_manifest(root / "examples" / example / "system.yaml")
+    profile = tmp_path / "profile.json"
+    written = _detectors(profile, tmp_path, manifest)
+    assert written == detectors(DOMAIN_CONFIGURATION[domain], "profile.json")

@@ -39,10 +39,7 @@ def test_prada_levels_of_benign_rows_stay_above_the_default_alarm_level(
 def test_the_rows_configuration_flags_no_benign_fit_data_principal(
     cancer: Task, cancer_profile: Path
 ) -> None:
-    from bastion.detect.evaluation import CONFIGURATIONS
+    from bastion.detect.configurations import detectors
 
-    entries = [
-        {k: (str(cancer_profile) if v == "{profile}" else v) for k, v in e.items()}
-        for e in CONFIGURATIONS["rows+extraction"]
-    ]
+    entries = detectors("rows+extraction", cancer_profile)
     assert flagged(cancer, entries, 30, seed=11) == []

@@ -26,42 +26,11 @@ from bastion.detect.campaigns import (
     extraction_run,
     victims,
 )
+from bastion.detect.configurations import CONFIGURATIONS, DOMAIN_CONFIGURATION, detectors
 from bastion.detect.profile import fit_profile
 from bastion.detect.streams import benign_streams, load_task
 
 __all__ = ["CONFIGURATIONS", "DOMAIN_CONFIGURATION", "EvalPlan", "EvalResult", "evaluate"]
-
-# name -> detector entries as in guard.yaml ("{profile}" is replaced by the fitted profile)
-CONFIGURATIONS: dict[str, list[dict[str, Any]]] = {
-    "similarity": [{"kind": "similarity", "profile": "{profile}"}],
-    "similarity+extraction": [
-        {"kind": "similarity", "profile": "{profile}"},
-        {"kind": "extraction", "profile": "{profile}"},
-    ],
-    "strict+extraction": [
-        {"kind": "similarity", "profile": "{profile}", "trigger": 2.8},
-        {"kind": "extraction", "profile": "{profile}"},
-    ],
-    # tabular rows: boundary hugging weighs more (RayS's and HopSkipJump's binary searches on
-    # rows flip labels before anything else links); tied best on the development data. The
-    # graded swarm and the window of distinct inputs (made for Square on images) cost rows
-    # false positives on the calibration streams and catch nothing more there: rows keep both off.
-    # Square's steps on rows never link, so a campaign moved to a fresh account is only seen by
-    # where its queries land (`sybils`): on rows one such query moves it (`moved_at: 1`; on the
-    # development data no benign user more was flagged, where on images 19 of 1,000 later were)
-    "rows+extraction": [
-        {
-            "kind": "similarity",
-            "profile": "{profile}",
-            "weights": {"flip": 0.4, "swarm_each": 0.0, "moved_at": 1},
-            "distinct_window": False,
-        },
-        {"kind": "extraction", "profile": "{profile}"},
-    ],
-    "fingerprint": [{"kind": "fingerprint", "salt": "eval"}],
-}
-# the configuration named for each domain (guard plans write it; calibration checks it)
-DOMAIN_CONFIGURATION = {"image": "similarity+extraction", "tabular": "rows+extraction"}
 
 
 @dataclass
@@ -188,10 +157,7 @@ def evaluate(plan: EvalPlan, progress: Any = None) -> list[EvalResult]:
                     conf.startswith("rows") and task.domain == "image"
                 ):
                     continue
-                entries = [
-                    {k: (str(ppath) if v == "{profile}" else v) for k, v in e.items()}
-                    for e in CONFIGURATIONS[conf]
-                ]
+                entries = detectors(conf, ppath)
                 arena = Arena(task, entries)
                 res = EvalResult(task_name, conf)
                 say(f"{task_name}/{conf}: benign streams")

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from bastion.detect.configurations import DOMAIN_CONFIGURATION, detectors
 from bastion.errors import UsageError
 from bastion.findings import Finding, Report
 from bastion.manifest import Model, SystemManifest, load_manifest
@@ -99,16 +100,8 @@ def _detectors(profile: Path, out_dir: Path, manifest: SystemManifest) -> list[d
         isinstance(m, Model) and m.input.domain == "image" for m in manifest.of_type("model")
     )
     rel = os.path.relpath(profile.resolve(), out_dir.resolve())
-    # The configurations `bastion detect eval` measures: `similarity+extraction` for images,
-    # `rows+extraction` for rows (a label flip weighs more: rows flip before they link; the
-    # swarm is not graded and the window counts re-sends, which costs rows fewer false positives;
-    # one query in a caught campaign's swarm moves it to a fresh account: Square's steps on rows
-    # never link across accounts).
-    similarity: dict[str, Any] = {"kind": "similarity", "profile": rel}
-    if not image:
-        similarity["weights"] = {"flip": 0.4, "swarm_each": 0.0, "moved_at": 1}
-        similarity["distinct_window"] = False
-    return [similarity, {"kind": "extraction", "profile": rel}]
+    # the configuration `bastion detect eval` measures for the model's input
+    return detectors(DOMAIN_CONFIGURATION["image" if image else "tabular"], rel)
 
 
 def plan_from_report(

@@ -1,0 +1,57 @@
+"""The named detector configurations: what `bastion detect eval` measures and what
+`bastion guard init --from-report` writes, from one table, so the figures the evaluation
+reports are those of the configuration users get.
+
+Kept apart from the evaluation harness so the guard's planner can read it without
+importing the harness (attacks, arena).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CONFIGURATIONS", "DOMAIN_CONFIGURATION", "detectors"]
+
+# name -> detector entries as in guard.yaml ("{profile}" is replaced by the fitted profile)
+CONFIGURATIONS: dict[str, list[dict[str, Any]]] = {
+    "similarity": [{"kind": "similarity", "profile": "{profile}"}],
+    "similarity+extraction": [
+        {"kind": "similarity", "profile": "{profile}"},
+        {"kind": "extraction", "profile": "{profile}"},
+    ],
+    "strict+extraction": [
+        {"kind": "similarity", "profile": "{profile}", "trigger": 2.8},
+        {"kind": "extraction", "profile": "{profile}"},
+    ],
+    # tabular rows: boundary hugging weighs more (RayS's and HopSkipJump's binary searches on
+    # rows flip labels before anything else links); tied best on the development data. The
+    # graded swarm and the window of distinct inputs (made for Square on images) cost rows
+    # false positives on the calibration streams and catch nothing more there: rows keep both off.
+    # Square's steps on rows never link, so a campaign moved to a fresh account is only seen by
+    # where its queries land (`sybils`): on rows one such query moves it (`moved_at: 1`; on the
+    # development data no benign user more was flagged, where on images 19 of 1,000 later were)
+    "rows+extraction": [
+        {
+            "kind": "similarity",
+            "profile": "{profile}",
+            "weights": {"flip": 0.4, "swarm_each": 0.0, "moved_at": 1},
+            "distinct_window": False,
+        },
+        {"kind": "extraction", "profile": "{profile}"},
+    ],
+    "fingerprint": [{"kind": "fingerprint", "salt": "eval"}],
+}
+# the configuration named for each domain (guard plans write it; calibration checks it)
+DOMAIN_CONFIGURATION = {"image": "similarity+extraction", "tabular": "rows+extraction"}
+
+
+def detectors(name: str, profile: Path | str) -> list[dict[str, Any]]:
+    """Configuration `name`'s detector entries as in guard.yaml, `profile` in place of
+    "{profile}" (a copy: callers may edit it)."""
+    entries = copy.deepcopy(CONFIGURATIONS[name])
+    for e in entries:
+        if e.get("profile") == "{profile}":
+            e["profile"] = str(profile)
+    return entries
