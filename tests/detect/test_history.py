@@ -29,6 +29,29 @@ def test_ring_search_is_exact_and_memory_is_bounded() -> None:
     assert ring.nearest(pts[0] + 0.01, 5, radius=0.05, now=300.0).dist.size == 0  # evicted
 
 
+def test_search_matches_brute_force_past_the_lead_columns_full_or_not() -> None:
+    """The bound reads the lead columns, the candidates are measured in full: with more
+    columns than the lead, a ring part full and wrapped, and more candidates than the
+    partition threshold, the k returned are exactly the k nearest."""
+    rng = np.random.default_rng(1)
+    dim, k = 24, 4
+    pts = rng.normal(size=(700, dim)).astype(np.float32)
+    for held in (300, 700):  # 300 of 500: not full; 700: full and wrapped
+        ring = Ring(500, dim)
+        for i, p in enumerate(pts[:held]):
+            ring.add(Entry(p, float(i), i, 0, 0, 0.0))
+        kept = pts[max(0, held - 500) : held]
+        for q in pts[:20] + rng.normal(0, 0.3, size=(20, dim)).astype(np.float32):
+            d = np.sqrt(((kept - q) ** 2).sum(1))
+            far = np.sort(d)
+            radius = float(far[59] + far[60]) / 2  # 60 inside (more than 8·k), none on the edge
+            nb = ring.nearest(q, k, radius=radius, now=0.0)
+            assert nb.within == 60
+            np.testing.assert_allclose(nb.dist, np.sort(d)[:k], rtol=1e-5, atol=1e-5)
+            first = int(np.argmin(d)) + max(0, held - 500)  # its owner is its index
+            assert int(nb.owner[0]) == first
+
+
 def test_ttl_forgets_old_queries() -> None:
     ring = Ring(10, 2, ttl_s=60.0)
     ring.add(Entry(np.zeros(2, np.float32), 0.0, 1, 0, 0, 0.0))

@@ -4,9 +4,12 @@ The search runs over an in-process array, whatever the store, in two exact
 stages: the first `LEAD` feature columns (the profile's leading principal
 components, which carry most of the variance) give a lower bound of every
 squared distance from a small, cache-resident block, and only the few entries
-whose bound falls inside the radius are measured in full. Vectors are stored
-column-major so that lead block is contiguous. Entries travel between guard
-replicas (and survive restarts) as bytes in the store's logs; see `feeds`.
+whose bound falls inside the radius are measured in full. The lead columns are
+kept twice: column-major for the bound (one contiguous block) and, with the
+rest, row-major for the candidates (each a contiguous row: gathering a dozen
+rows from a column-major block touched a cache line per value, and took as long
+as the bound itself). Entries travel between guard replicas (and survive
+restarts) as bytes in the store's logs; see `feeds`.
 """
 
 from __future__ import annotations
@@ -95,17 +98,16 @@ class Neighbours(NamedTuple):
 
 class Ring:
     """Fixed-capacity history; the oldest entry is overwritten, entries older than `ttl_s`
-    are ignored. Memory: capacity × (4·dim + 50) bytes."""
+    are ignored. Memory: capacity × (4·(dim + lead) + 50) bytes."""
 
     def __init__(self, capacity: int, dim: int, ttl_s: float | None = None) -> None:
         self.capacity = capacity
         self.ttl_s = ttl_s
         self.lead = min(LEAD, dim)
-        # column 0: squared norm of the lead columns; then the vector. Column-major, so the
-        # first lead+1 columns are one contiguous block: one product gives every lower bound
-        self._data = np.zeros((capacity, dim + 1), dtype=np.float32, order="F")
-        self.vec = self._data[:, 1:]
-        self._lead = self._data[:, : self.lead + 1]
+        self.vec = np.zeros((capacity, dim), dtype=np.float32)  # row-major: rows gathered
+        # column 0: squared norm of the lead columns; then the lead columns. Column-major, so
+        # the block is contiguous per column: one product gives every lower bound
+        self._lead = np.zeros((capacity, self.lead + 1), dtype=np.float32, order="F")
         self._q = np.ones(self.lead + 1, dtype=np.float32)  # the query side of the bound
         self._low = np.empty(capacity, dtype=np.float32)  # the bounds (no allocation per query)
         self.sq = np.zeros(capacity, dtype=np.float32)
@@ -129,7 +131,8 @@ class Ring:
 
     @property
     def nbytes(self) -> int:
-        return self._data.nbytes + self.sq.nbytes + self.meta.nbytes + self._low.nbytes
+        held = self.vec.nbytes + self._lead.nbytes
+        return held + self.sq.nbytes + self.meta.nbytes + self._low.nbytes
 
     def add(self, e: Entry, norms: tuple[float, float] | None = None) -> None:
         """Remember `e`, overwriting the oldest entry when full; `norms` (`norms(e.vector)`)
@@ -138,7 +141,8 @@ class Ring:
         v = e.vector
         self.vec[i] = v
         lead, sq = norms or self.norms(v)
-        self._data[i, 0] = lead
+        self._lead[i, 0] = lead
+        self._lead[i, 1:] = v[: self.lead]
         self.sq[i] = sq
         if i < self.size and self.suspect[i]:  # a suspect entry is overwritten
             old = int(self.owner[i])
@@ -191,7 +195,8 @@ class Ring:
             hit = hit[keep(hit)]
         if hit.size == 0 or (unless is not None and not unless(hit)):
             return EMPTY
-        d2 = np.dot(self.vec[hit], v)
+        rows = self.vec[hit]  # (one gather of a dozen contiguous rows)
+        d2 = np.dot(rows, v)
         d2 *= -2.0
         d2 += self.sq[hit]
         vv = float(np.dot(v, v))
@@ -200,7 +205,7 @@ class Ring:
         if self.ttl_s is not None:
             inside &= self.time[hit] >= now - self.ttl_s
         if not inside.all():
-            hit, d2 = hit[inside], d2[inside]
+            hit, d2, rows = hit[inside], d2[inside], rows[inside]
             if hit.size == 0:
                 return EMPTY
         # identical inputs are at exactly the same distance: distinct distances, distinct inputs.
@@ -210,18 +215,17 @@ class Ring:
         # imperceptible noise, as the weights were calibrated.)
         same = max(r2 * 1e-6, _ROUNDING * vv)
         within = len(set(d2[d2 > same].tolist()))
+        # the candidates are measured again from their differences, exactly, and the nearest
+        # chosen by those: provenance tells a verbatim repeat (distance 0) from an edit by them
+        # (the expanded form left a re-send of an item with |v| ≈ 5 about 0.002 away)
+        rows -= v
+        d2 = _squared(rows)
         if hit.size > 1:  # closest first; a partition first only when there are many
             if hit.size > 8 * k:
                 part = np.argpartition(d2, k - 1)[:k]
                 hit, d2 = hit[part], d2[part]
-            hit = hit[np.argsort(d2)[:k]]
-        # the few returned are measured again from their difference, exactly: provenance tells
-        # a verbatim repeat (distance 0) from an edit by these distances
-        # (the expanded form left a re-send of an item with |v| ≈ 5 about 0.002 away)
-        d2 = _squared(self.vec[hit] - v)
-        if hit.size > 1:
-            order = np.argsort(d2)
-            hit, d2 = hit[order], d2[order]
+            near = np.argsort(d2)[:k]
+            hit, d2 = hit[near], d2[near]
         rec = self.meta[hit]
         return Neighbours(
             np.sqrt(d2),
@@ -304,7 +308,7 @@ def between(
 ) -> int:
     """How many distinct rows of `vec` (squared norms `sq`) lie farther than `inner` from `v`
     but within `outer` (the swarm count)."""
-    d2 = np.matmul(vec, v)  # (a slice of a ring's column-major block is strided: see `nearest`)
+    d2 = np.matmul(vec, v)
     d2 *= -2.0
     d2 += sq
     d2 += float(np.dot(v, v))
