@@ -122,3 +122,23 @@ def test_shifted_copies_of_an_attacked_image_are_a_users_edits_not_a_moved_campa
     for dy, dx in ((2, 0), (0, 2), (-2, 0), (0, -2), (2, 2), (-2, -2)):
         user.query(np.roll(x0, (dy, dx), axis=(0, 1)).reshape(1, -1))
     assert user.tally.detected_at is None
+
+
+def test_the_adaptive_attacker_reads_the_label_of_an_answer_that_burns_its_account(
+    cancer: Task,
+) -> None:
+    """Labels-only answers still carry the label: an evasion attacker whose candidate comes
+    back with the wrong label has succeeded, whether or not the answer also cost it the
+    account. The evaluation used to skip such answers and count the candidate only if a later
+    account answered it with scores, so a flip seen on the last account was never counted."""
+    arena = Arena(cancer, [])
+    i = victims(arena, 1)[0]
+    x0 = cancer.x_test[i]
+    wrong = 1 - int(cancer.predict_proba(x0[None]).argmax())  # any answer "flips" it
+    target = AdaptiveTarget(arena, "reader", x0, wrong, eps_l2=1.0, accounts=2)
+    for k in range(2):  # both accounts already get labels only
+        arena.guard.store.set_action(f"reader/acct{k}", "label_only", None)
+    with pytest.raises(BastionError, match="burned"):
+        target.query(x0[None])
+    assert [p.tally.answered for p in target.used] == [1, 1]  # two label-only answers...
+    assert target.success  # ...whose label the attacker read

@@ -91,8 +91,9 @@ class AdaptiveTarget:
                 r = self.current.query(self._blind(x))
             except TargetError:
                 r = None
-            if r is not None and (r.scores is not None or self.info().output is OutputKind.LABEL):
+            if r is not None:  # whatever its shape, an answer's labels tell the attacker
                 self._judge(x, r)
+            if r is not None and (r.scores is not None or self.info().output is OutputKind.LABEL):
                 return r
             # burned: the answers changed shape or stopped; adapt and move on
             self.noise *= 1.5
