@@ -72,7 +72,9 @@ def test_square_gets_noisy_scores_from_its_first_evidence_until_labels_only(
     for truth, r in after:
         assert r.scores is not None and np.array_equal(r.labels, truth.argmax(1))
         noise.append(float(np.abs(r.scores - truth).mean()))
-    assert np.mean(noise) > 0.01, noise  # Laplace noise of scale 0.05, renormalised
+    # Laplace noise of scale 0.5, renormalised: the scores carry the label and little else
+    # (0.20 off the truth on average here; 0.08 at the earlier scale, 0.05)
+    assert np.mean(noise) > 0.15, noise
 
 
 @pytest.mark.parametrize(

@@ -104,7 +104,10 @@ class DetectionPolicy(PolicyBase):
         detectors: list[dict[str, Any]] = Field(default_factory=list)
         actions: list[ActionLevel] = Field(default_factory=list)
         throttle: str = "1/second"
-        noise: float = Field(default=0.05, gt=0, description="Laplace scale for `noise`")
+        # 0.5 on probabilities: the scores keep their shape and the label, and carry little
+        # else; a score-based search can no longer tell a step that helped from one that did
+        # not (benchmarks/noise_scale.py; docs/detect.md, "Actions")
+        noise: float = Field(default=0.5, gt=0, description="Laplace scale for `noise`")
         noise_below: float | None = Field(
             default=None, gt=0, le=1, description="noise only rows less confident than this"
         )
