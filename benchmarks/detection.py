@@ -268,7 +268,7 @@ def main() -> None:
         runs=args.runs or (2 if q else 6),
         budget=1000,
         benign=args.benign if args.benign is not None else (50 if q else 1000),
-        adaptive_runs=args.adaptive_runs if args.adaptive_runs is not None else (2 if q else 8),
+        adaptive_runs=args.adaptive_runs if args.adaptive_runs is not None else (2 if q else 32),
         adaptive_budget=10_000,
         adaptive_accounts=10,
         extraction=() if args.no_extraction else ("natural", "random", "synthetic"),
