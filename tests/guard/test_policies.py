@@ -534,3 +534,58 @@ def test_small_input_bounds_and_confidence_match_numpy(monkeypatch: pytest.Monke
             conf = pred.confidence()
             assert conf is not None
             np.testing.assert_array_equal(pred.lowest_confidence(), float(conf.min()))
+
+
+class MovedDetector:
+    """Test detector: on a principal's second query, immediate evidence of `amount`."""
+
+    name = "moved"
+
+    def __init__(self, options: dict[str, Any], env: Any) -> None:
+        self.amount = float(options.get("amount", 6.0))
+        self.seen: dict[str, int] = {}
+
+    def observe(self, obs: Observation, store: Store) -> Evidence | None:
+        n = self.seen[obs.principal] = self.seen.get(obs.principal, 0) + 1
+        return Evidence(self.amount, "moved_account", immediate=True) if n == 2 else None
+
+
+@pytest.mark.parametrize(("amount", "action"), [(6.0, "label_only"), (3.0, "noise")])
+def test_immediate_evidence_degrades_the_answer_that_raised_it(
+    write_config, tmp_path: Path, model, amount: float, action: str
+) -> None:
+    """Evidence that a caught campaign moved here is acted on at once: the answer that raised
+    it already comes with labels only (or noisy scores), where other evidence waits for the
+    next request."""
+    registry("detectors").register("moved", MovedDetector)
+    cfg = yaml.safe_load(write_config().read_text())
+    cfg["policies"][1] = {"kind": "quota", "per_principal": ["1000/minute"]}
+    cfg["policies"][4]["scopes"] = {"scores": {"mode": "scores", "decimals": 6}}
+    cfg["policies"].insert(
+        3,
+        {
+            "kind": "detection",
+            "detectors": [{"kind": "moved", "amount": amount}],
+            "seed": 0,
+            "actions": [{"at": 2, "action": "noise"}, {"at": 5, "action": "label_only"}],
+        },
+    )
+    path = tmp_path / "g7.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    guard, g = _guarded(path, model)
+    carol = token("carol")
+    truth = model.predict_proba(X)[0]
+    first, second, third = (g(X, api_key=carol) for _ in range(3))
+    assert np.allclose(first.scores[0], truth, atol=1e-6)  # before any evidence: exact
+    for answer in (second, third):  # from the answer that raised it on
+        assert int(answer.labels[0]) == int(truth.argmax())
+        if action == "label_only":
+            assert answer.scores is None
+        else:
+            assert answer.scores is not None
+            assert not np.allclose(answer.scores[0], truth, atol=1e-3)
+    assert guard.store.get_state("carol").active_action() == action
+    _OPEN.remove(guard)
+    guard.close()
+    audit = (tmp_path / "audit.jsonl").read_text()
+    assert "detection:evidence=moved:moved_account" in audit

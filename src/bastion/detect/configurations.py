@@ -31,13 +31,17 @@ CONFIGURATIONS: dict[str, list[dict[str, Any]]] = {
     # false positives on the calibration streams and catch nothing more there: rows keep both off.
     # Square's steps on rows never link, so a campaign moved to a fresh account is only seen by
     # where its queries land (`sybils`): on rows one such query moves it (`moved_at: 1`; on the
-    # development data no benign user more was flagged, where on images 19 of 1,000 later were)
+    # development data no benign user more was flagged, where on images 19 of 1,000 later were),
+    # and from that very answer (`moved_now`): a fresh account's first answer would otherwise
+    # carry exact scores, one per account (rows8's adaptive runs: 9 → 8 of 256 succeed, the 8
+    # all on one victim broken before any evidence; in the benchmark's pipeline 2 → 1 of 32)
     "rows+extraction": [
         {
             "kind": "similarity",
             "profile": "{profile}",
             "weights": {"flip": 0.4, "swarm_each": 0.0, "moved_at": 1},
             "distinct_window": False,
+            "moved_now": True,
         },
         {"kind": "extraction", "profile": "{profile}"},
     ],

@@ -70,6 +70,11 @@ class SimilarityOptions(BaseModel):
         description="the campaign window and the swarm count hold the last `window` distinct "
         "inputs: a verbatim repeat neither scores nor pushes evidence out of the window",
     )
+    moved_now: bool = Field(
+        default=False,
+        description="a campaign that moved to this account (`moved_account`) is degraded "
+        "from the answer that showed it, not from the next one",
+    )
     persist: bool = Field(default=True, description="share histories via the store (replicas)")
     cross_principal: bool = True
 
@@ -281,4 +286,6 @@ class SimilarityDetector:
         if released <= 0:
             return None
         kind = "+".join(sorted(patterns - {"linked"})) or "linked"
-        return Evidence(released, kind, {"depth": depth, "radius": round(self.radius, 4)})
+        details = {"depth": depth, "radius": round(self.radius, 4)}
+        now = self.opts.moved_now and "moved_account" in patterns
+        return Evidence(released, kind, details, immediate=now)

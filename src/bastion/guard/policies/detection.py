@@ -10,6 +10,14 @@ was degraded to labels does not get its scores back). Nothing changes the
 answer to the query that raised the evidence, so an adaptive attacker does not
 get a per-query "you were detected" signal to tune against; noise keeps the
 label, so the answers do not change shape either.
+
+One exception, which a detector asks for (`Evidence.immediate`): evidence
+that a campaign already caught on another account has moved to this one. Its
+answer is degraded at once (noise or labels only; a block or throttle still
+starts with the next request). A fresh account's first answer would otherwise
+always carry exact scores, and an attacker holding many accounts gets one
+scored answer per account; what it learns instead — this continuation was
+recognised — it knew already when its previous account lost its scores.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ __all__ = [
 ACTIONS = ("flag", "review", "noise", "label_only", "throttle", "block")  # mildest to strictest
 Action = Literal["flag", "review", "noise", "label_only", "throttle", "block"]
 NOISE_KEY = "bastion.detection_noise"
+_NOW_KEY = "bastion.detection_now"  # an action applied to the answer that raised it
 
 # The graded response guard plans write and `bastion detect eval` measures (one list, so the
 # evaluation's figures are those of the configuration users get). From the first evidence a
@@ -79,6 +88,8 @@ class Evidence:
     amount: float
     kind: str
     details: dict[str, Any] = field(default_factory=dict)
+    # the action this evidence brings applies to the answer that raised it (see the module)
+    immediate: bool = False
 
 
 class Detector(Protocol):
@@ -177,6 +188,14 @@ class DetectionPolicy(PolicyBase):
 
     def on_response(self, request: Request, prediction: Prediction) -> Verdict:
         verdict = self._observe(request, prediction)
+        if request.metadata.get(_NOW_KEY) == "label_only" and prediction.scores is not None:
+            # (degraded from on_request, scores are left to output minimisation: a decision
+            # policy between the two may still need them)
+            reason = verdict.reason if isinstance(verdict, Transform) else ""
+            labels = minimise(prediction, OutputRule(mode="label"), self.rng)
+            return Transform(
+                prediction=labels, reason=",".join(filter(None, [reason, "label_only"]))
+            )
         if not request.metadata.get(NOISE_KEY) or prediction.scores is None:
             return verdict
         # detectors saw the model's own answer; the principal gets noisy scores, same label
@@ -189,6 +208,7 @@ class DetectionPolicy(PolicyBase):
             return Allow()
         obs = Observation(request.principal_id, request.inputs, prediction, time.time())
         kinds: list[str] = []
+        action, now = None, False
         try:
             for det in self.detectors:
                 ev = det.observe(obs, self.store)
@@ -197,12 +217,19 @@ class DetectionPolicy(PolicyBase):
                 kinds.append(f"{det.name}:{ev.kind}")
                 state = self.store.add_evidence(obs.principal, det.name, ev.amount)
                 action = self._escalate(obs.principal, state, kinds)
+                now = now or ev.immediate
                 DETECTIONS.labels(det.name, action or "none").inc()
         except (StoreError, StorageError) as exc:
             store_unavailable(self.name, self.options.on_store_error, exc)
             return Allow()
         if not kinds:
             return Allow()
+        if now:  # this answer already gets the action the evidence brought
+            applied = self.applied(action)
+            if "label_only" in applied:
+                request.metadata[_NOW_KEY] = "label_only"
+            elif "noise" in applied:
+                request.metadata[NOISE_KEY] = True
         return Transform(prediction=prediction, reason="evidence=" + ",".join(kinds))
 
     def _escalate(self, principal: str, state: PrincipalState, kinds: list[str]) -> str | None:
