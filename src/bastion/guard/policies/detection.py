@@ -189,8 +189,9 @@ class DetectionPolicy(PolicyBase):
     def on_response(self, request: Request, prediction: Prediction) -> Verdict:
         verdict = self._observe(request, prediction)
         if request.metadata.get(_NOW_KEY) == "label_only" and prediction.scores is not None:
-            # (degraded from on_request, scores are left to output minimisation: a decision
-            # policy between the two may still need them)
+            # (only an answer degraded now is stripped here: for a principal degraded on its
+            # request, output minimisation drops the scores, after any decision policy that
+            # still needs them)
             reason = verdict.reason if isinstance(verdict, Transform) else ""
             labels = minimise(prediction, OutputRule(mode="label"), self.rng)
             return Transform(
