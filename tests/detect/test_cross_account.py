@@ -151,3 +151,85 @@ def test_the_adaptive_attacker_reads_the_label_of_an_answer_that_burns_its_accou
         target.query(x0[None])
     assert [p.tally.answered for p in target.used] == [1, 1]  # two label-only answers...
     assert target.success  # ...whose label the attacker read
+
+
+def _flag_only(task: Task, entry: dict[str, Any]) -> Arena:
+    """No action but the flag: a caught principal goes on being answered (and remembered)."""
+    return Arena(task, [entry], actions=[{"at": 2.0, "action": "flag"}])
+
+
+def _caught(arena: Arena, name: str, start: np.ndarray, seed: int) -> PrincipalTarget:
+    """A principal caught by a descent chain of small steps from `start`."""
+    rng = np.random.default_rng(seed)
+    p = PrincipalTarget(arena, name)
+    x = start.copy()
+    for _ in range(30):
+        x = np.clip(
+            x + rng.choice([-0.02, 0.02], size=x.shape) * (rng.random(x.shape) < 0.05), 0, 1
+        )
+        p.query(x[None])
+    assert p.tally.detected_at is not None
+    return p
+
+
+def test_an_items_edits_sent_under_suspicion_are_no_swarm_for_the_next_sender_of_the_item(
+    cancer: Task, cancer_profile: Path
+) -> None:
+    """A flagged principal's item and its light edits lie within the near-radius of the item:
+    they are that item, not a campaign's swarm around it. rows8's later-00265 re-sent an item
+    a flagged benign user had sent with four edits, and inherited that user's 'campaign'."""
+    arena = _flag_only(cancer, rows_similarity(cancer_profile))
+    i, j = victims(arena, 2)
+    bastion_run(arena, "hopskipjump-l2", i, budget=60)
+    flagged = PrincipalTarget(arena, f"hopskipjump-l2-{i}")
+    assert arena.evidence(flagged.tally.principal) >= 2.0
+    x = cancer.x_test[j]
+    rng = np.random.default_rng(1)
+    for q in [x] + [_edit(cancer, x, rng) for _ in range(4)]:  # sent under suspicion
+        flagged.query(q[None])
+    user = PrincipalTarget(arena, "next-user")
+    user.query(x[None])
+    det = arena.timers[0].det
+    assert not any(det.tracks["next-user"].moved)
+    assert arena.evidence("next-user") == 0.0
+
+
+def test_two_augmentations_of_one_item_in_a_caught_swarm_move_no_campaign(
+    digits: Task, digits_profile: Path
+) -> None:
+    """A user sends a popular item, then two shifted copies of it, each of which lands among
+    a caught principal's queries (digits32's later-00090 did so in an adaptive attacker's
+    swarm and inherited 7.35). Both copies hang from the item (each lies nearer to it than
+    to the other): one item's edits, counted once, so no campaign moves. A fresh account
+    sending the two copies alone, the second hanging from the first, is moved at once."""
+    arena = _flag_only(digits, {"kind": "similarity", "profile": str(digits_profile)})
+    det = arena.timers[0].det
+    i, k = victims(arena, 6)[4:6]
+    x0 = digits.x_test[i].reshape(digits.shape)
+    # two-pixel shifts: 2.5 and 2.7 radii from the item, 3.6 from one another
+    copies = [np.roll(x0, (2, 0), axis=(0, 1)), np.roll(x0, (-2, 0), axis=(0, 1))]
+    PrincipalTarget(arena, "earlier-user").query(x0.reshape(1, -1))  # a catalogue item
+    caught = _caught(arena, "caught", digits.x_test[k], seed=4)
+    rng = np.random.default_rng(5)  # its swarm: noisy variants of each copy, 1.2-1.8 radii off
+    for c in copies:
+        fc, sent, sigma = det.profile.features(c[None], {})[0], 0, 0.02
+        while sent < 4:
+            z = np.clip(c + rng.normal(0, sigma, c.shape), 0, 1)
+            d = float(np.linalg.norm(det.profile.features(z[None], {})[0] - fc)) / det.radius
+            if d < 1.2 or d > 1.8:
+                sigma *= 1.3 if d < 1.2 else 1 / 1.2
+                continue
+            caught.query(z.reshape(1, -1))
+            sent += 1
+    user = PrincipalTarget(arena, "user")
+    for q in [x0, *copies]:
+        user.query(q.reshape(1, -1))
+    track = det.tracks["user"]
+    assert list(track.moved) == [False, True, True]  # both copies land in the caught swarm
+    assert track.items_moved() == 1  # ... hanging from the item: one item's edits
+    assert arena.evidence("user") == 0.0
+    fresh = PrincipalTarget(arena, "fresh")
+    for c in copies:  # (faintly noisy: the user's exact copies are catalogue items now)
+        fresh.query(np.clip(c + rng.normal(0, 0.002, c.shape), 0, 1).reshape(1, -1))
+    assert det.tracks["fresh"].items_moved() == 2
+    assert fresh.tally.detected_at == 2

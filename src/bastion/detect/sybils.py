@@ -12,13 +12,14 @@ after query into that swarm, none an edit of its own or a known item.
 the radius, no parent across principals, not a catalogue item — an input
 some principal sent before suspicion — and not near a catalogue item the
 principal itself sent) that has at least `near` queries of another, caught
-principal within twice the radius is *in a campaign's swarm*. When `at` of a
-principal's recent distinct queries are, the campaign has moved to that
-principal, and it inherits the evidence the campaign had gathered (`heat`:
-the scores of the old account's suspect queries, plus the trigger). A benign
-user re-sends popular items (catalogue items), edits its own items
-(explained), and rarely sends two distinct new items into one attack's
-swarm.
+principal within twice the radius, and beyond the radius, is *in a campaign's
+swarm*. When `at` of a principal's recent distinct queries are (those that
+hang from one own earlier query counted once: see `anchor`), the campaign has
+moved to that principal, and it inherits the evidence the campaign had
+gathered (`heat`: the scores of the old account's suspect queries, plus the
+trigger). A benign user re-sends popular items (catalogue items), edits its
+own items (explained, or hanging from the item), and rarely sends two distinct
+new items into one attack's swarm.
 """
 
 from __future__ import annotations
@@ -128,8 +129,33 @@ class Relay:
         got = g.nearest(v, 4 * self.near + 8, self.spread, now, keep=others, unless=enough)
         if got.dist.size == 0:
             return None
-        owners, counts = np.unique(got.owner[np.isin(got.owner, caught)], return_counts=True)
+        # a swarm lies *around* the query: another principal's queries within the near-radius
+        # of it are the query's own item (that principal's copy of it and its light edits),
+        # which anyone sending the item lands next to; the swarm signal counts the same way
+        around = np.isin(got.owner, caught) & (got.dist > self.radius)
+        owners, counts = np.unique(got.owner[around], return_counts=True)
         hot = [int(o) for o, c in zip(owners, counts, strict=True) if c >= self.near]
         if not hot:
             return None
         return max(hot, key=lambda o: self.heat.get(o, 0.0))
+
+    def anchor(self, v: npt.NDArray[np.float32], own: Ring, now: float) -> int:
+        """The slot of the principal's own earlier query nearest to `v` (-1: none): what a
+        query in a campaign's swarm hangs from. A user's augmentations of one item are
+        independent perturbations of it, each nearer the item than to one another (two edits
+        about d from the item lie about d·√2 apart: a star), so two of them in a swarm hang
+        from one query and count once toward `moved_at`. A moved campaign's first query in a
+        fresh account hangs from nothing there, and its next one from that first query, so it
+        still moves at its second query. Not told apart: an attack that sends the item itself
+        first and then candidates all about one step from it (Square's first candidates on
+        images lie on the L∞ shell around the item: a star too). An exact scan of the
+        principal's own history, run only for a query in a swarm before its campaign is
+        active (rare)."""
+        n = own.size
+        if n == 0:
+            return -1
+        d2 = np.square(own.vec[:n] - v).sum(1)
+        if own.ttl_s is not None:
+            d2[own.time[:n] < now - own.ttl_s] = np.inf
+        i = int(np.argmin(d2))
+        return i if np.isfinite(d2[i]) else -1
