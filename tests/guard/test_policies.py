@@ -379,6 +379,17 @@ def test_review_and_throttle_actions_hit_only_the_suspect(
         g(X, api_key=token("bob"))
 
 
+def _detection_config(write_config: Any, path: Path, detection: dict[str, Any]) -> Path:
+    """The test guard config with a generous quota, full scores for the `scores` scope, and
+    `detection` before output minimisation, written to `path`."""
+    cfg = yaml.safe_load(write_config().read_text())
+    cfg["policies"][1] = {"kind": "quota", "per_principal": ["1000/minute"]}
+    cfg["policies"][4]["scopes"] = {"scores": {"mode": "scores", "decimals": 6}}
+    cfg["policies"].insert(3, detection)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
 class BurstDetector:
     """Test detector: evidence 5 on the second query a principal sends, nothing otherwise."""
 
@@ -397,26 +408,18 @@ def test_noise_action_keeps_labels_and_review_opens_even_when_evidence_jumps_pas
 ) -> None:
     registry("detectors").register("burst", BurstDetector)
     registry("detectors").register("repeats", RepeatDetector)
-    cfg = yaml.safe_load(write_config().read_text())
-    cfg["policies"][1] = {"kind": "quota", "per_principal": ["1000/minute"]}
-    cfg["policies"][4]["scopes"] = {"scores": {"mode": "scores", "decimals": 6}}
-    cfg["policies"].insert(
-        3,
-        {
-            "kind": "detection",
-            "detectors": [{"kind": "burst"}],
-            "noise": 0.2,
-            "seed": 0,
-            "actions": [
-                {"at": 1, "action": "review"},
-                {"at": 3, "action": "noise"},
-                {"at": 50, "action": "label_only"},
-            ],
-        },
-    )
-    path = tmp_path / "g6.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    guard, g = _guarded(path, model)
+    detection = {
+        "kind": "detection",
+        "detectors": [{"kind": "burst"}],
+        "noise": 0.2,
+        "seed": 0,
+        "actions": [
+            {"at": 1, "action": "review"},
+            {"at": 3, "action": "noise"},
+            {"at": 50, "action": "label_only"},
+        ],
+    }
+    guard, g = _guarded(_detection_config(write_config, tmp_path / "g6.yaml", detection), model)
     carol = token("carol")  # carol's scope gets full scores
     truth = model.predict_proba(X)[0]
     first, second = g(X, api_key=carol), g(X, api_key=carol)
@@ -558,21 +561,13 @@ def test_immediate_evidence_degrades_the_answer_that_raised_it(
     it already comes with labels only (or noisy scores), where other evidence waits for the
     next request."""
     registry("detectors").register("moved", MovedDetector)
-    cfg = yaml.safe_load(write_config().read_text())
-    cfg["policies"][1] = {"kind": "quota", "per_principal": ["1000/minute"]}
-    cfg["policies"][4]["scopes"] = {"scores": {"mode": "scores", "decimals": 6}}
-    cfg["policies"].insert(
-        3,
-        {
-            "kind": "detection",
-            "detectors": [{"kind": "moved", "amount": amount}],
-            "seed": 0,
-            "actions": [{"at": 2, "action": "noise"}, {"at": 5, "action": "label_only"}],
-        },
-    )
-    path = tmp_path / "g7.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    guard, g = _guarded(path, model)
+    detection = {
+        "kind": "detection",
+        "detectors": [{"kind": "moved", "amount": amount}],
+        "seed": 0,
+        "actions": [{"at": 2, "action": "noise"}, {"at": 5, "action": "label_only"}],
+    }
+    guard, g = _guarded(_detection_config(write_config, tmp_path / "g7.yaml", detection), model)
     carol = token("carol")
     truth = model.predict_proba(X)[0]
     first, second, third = (g(X, api_key=carol) for _ in range(3))
