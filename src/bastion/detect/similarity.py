@@ -107,17 +107,19 @@ class _Track:
     def __init__(self, ring: Ring, campaign: Campaign, feed: Feed, recent: Recent) -> None:
         self.ring, self.campaign, self.feed = ring, campaign, feed
         self.recent = recent  # the last `window` distinct inputs (the swarm is counted there)
-        # which of the window's queries landed in another principal's campaign (see `sybils`),
-        # and for each, the own earlier query it hangs from (`Relay.anchor`; None: unknown)
-        self.moved: deque[bool] = deque(maxlen=campaign.recent.maxlen)
-        self.anchors: deque[int | None] = deque(maxlen=campaign.recent.maxlen)
+        # per window query: whether it landed in another principal's campaign (see `sybils`),
+        # and the own earlier query it hangs from (`Relay.anchor`; None: none or unknown)
+        self.swarm_hits: deque[tuple[bool, int | None]] = deque(maxlen=campaign.recent.maxlen)
+
+    @property
+    def moved(self) -> list[bool]:
+        return [m for m, _ in self.swarm_hits]
 
     def items_moved(self) -> int:
         """The window's queries in a campaign's swarm, a query's edits hanging from one own
         query counted once (one not hanging from any, or judged by another replica, alone)."""
-        hung = {a for m, a in zip(self.moved, self.anchors, strict=True) if m and a is not None}
-        alone = sum(m and a is None for m, a in zip(self.moved, self.anchors, strict=True))
-        return len(hung) + alone
+        hung = {a for m, a in self.swarm_hits if m and a is not None}
+        return len(hung) + sum(m and a is None for m, a in self.swarm_hits)
 
 
 class SimilarityDetector:
@@ -181,8 +183,7 @@ class SimilarityDetector:
             if e.repeat and self.opts.distinct_window:
                 continue  # as on the replica that judged it: no window slot, no swarm member
             track.campaign.absorb(e.score - e.free, e.suspect, e.root, e.free)
-            track.moved.append(e.moved)
-            track.anchors.append(None)
+            track.swarm_hits.append((e.moved, None))
             if self.opts.distinct_window:
                 track.recent.add(e.vector)
         for e in got[1] if len(got) > 1 else ():
@@ -259,11 +260,10 @@ class SimilarityDetector:
             root = ln.root or int(self._roots.integers(1, 2**62))
             if not (repeat and self.opts.distinct_window):
                 released += camp.add(score, root, free)
-                track.moved.append(moved is not None)
                 hangs = None
                 if moved is not None and not camp.active:
                     hangs = self.relay.anchor(v, ring, obs.time)
-                track.anchors.append(None if hangs is None or hangs < 0 else hangs)
+                track.swarm_hits.append((moved is not None, hangs))
                 w = self.weights
                 if moved and not camp.active and track.items_moved() >= w.moved_at:
                     # the campaign moved here: it brings the evidence it had gathered

@@ -139,8 +139,8 @@ class Relay:
             return None
         return max(hot, key=lambda o: self.heat.get(o, 0.0))
 
-    def anchor(self, v: npt.NDArray[np.float32], own: Ring, now: float) -> int:
-        """The slot of the principal's own earlier query nearest to `v` (-1: none): what a
+    def anchor(self, v: npt.NDArray[np.float32], own: Ring, now: float) -> int | None:
+        """The slot of the principal's own earlier query nearest to `v` (None: none): what a
         query in a campaign's swarm hangs from. A user's augmentations of one item are
         independent perturbations of it, each nearer the item than to one another (two edits
         about d from the item lie about d·√2 apart: a star), so two of them in a swarm hang
@@ -153,9 +153,9 @@ class Relay:
         active (rare)."""
         n = own.size
         if n == 0:
-            return -1
+            return None
         d2 = np.square(own.vec[:n] - v).sum(1)
         if own.ttl_s is not None:
             d2[own.time[:n] < now - own.ttl_s] = np.inf
         i = int(np.argmin(d2))
-        return i if np.isfinite(d2[i]) else -1
+        return i if np.isfinite(d2[i]) else None
