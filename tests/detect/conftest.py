@@ -54,6 +54,18 @@ def digits_profile(digits: Task, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return path
 
 
+@pytest.fixture(scope="session")
+def rows8_task() -> Task:
+    return load_task("rows8")
+
+
+@pytest.fixture(scope="session")
+def rows8_profile(rows8_task: Task, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("profiles") / "rows8.json"
+    fit_profile(rows8_task.x_fit, shape=rows8_task.shape).save(path)
+    return path
+
+
 def load(path: Path) -> Profile:
     return Profile.load(path)
 

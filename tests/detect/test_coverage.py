@@ -10,19 +10,16 @@ import pytest
 
 from bastion.detect.calibration import development
 from bastion.detect.extraction import ExtractionDetector, ExtractionOptions
-from bastion.detect.profile import Profile, fit_profile
-from bastion.detect.streams import Task, benign_streams, load_task
+from bastion.detect.profile import Profile
+from bastion.detect.streams import Task, benign_streams
 from bastion.guard.policies.detection import Observation
 from bastion.guard.request import Prediction
 from bastion.guard.stores.memory import MemoryStore
 
 
 @pytest.fixture(scope="module")
-def rows8(tmp_path_factory: pytest.TempPathFactory) -> tuple[Task, Profile]:
-    task = load_task("rows8")
-    path: Path = tmp_path_factory.mktemp("profiles") / "rows8.json"
-    fit_profile(task.x_fit, shape=task.shape).save(path)
-    return task, Profile.load(path)
+def rows8(rows8_task: Task, rows8_profile: Path) -> tuple[Task, Profile]:
+    return rows8_task, Profile.load(rows8_profile)
 
 
 def _failed(det: ExtractionDetector, task: Task, principal: str, rows: np.ndarray) -> set[str]:

@@ -177,18 +177,13 @@ def test_art_runs_are_reproducible_and_leave_the_global_rngs_as_they_were(
 
 
 def test_extraction_of_a_table_that_takes_many_answers_to_copy_is_caught_before_a_good_copy(
-    tmp_path: Path,
+    rows8_task: Task, rows8_profile: Path
 ) -> None:
     """On rows too, when copying takes more than a handful of answers (eight classes), the
     natural-data (Knockoff-style) copier is caught while its copy is still poor."""
-    from bastion.detect.profile import fit_profile
-    from bastion.detect.streams import load_task
-
-    task = load_task("rows8")
-    path = tmp_path / "rows8.json"
-    fit_profile(task.x_fit, shape=task.shape).save(path)
+    path = rows8_profile
     arena = Arena(
-        task,
+        rows8_task,
         [
             {
                 "kind": "similarity",

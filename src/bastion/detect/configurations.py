@@ -34,12 +34,25 @@ CONFIGURATIONS: dict[str, list[dict[str, Any]]] = {
     # development data no benign user more was flagged, where on images 19 of 1,000 later were),
     # and from that very answer (`moved_now`): a fresh account's first answer would otherwise
     # carry exact scores, one per account (rows8's adaptive runs: 9 → 8 of 256 succeed, the 8
-    # all on one victim broken before any evidence; in the benchmark's pipeline 2 → 1 of 32)
+    # all on one victim broken before any evidence; in the benchmark's pipeline 2 → 1 of 32).
+    # Square's L∞ vertices are sign steps (`steps`): two of them (1.2 each) are a campaign, so
+    # Square is caught at its third query (the seed, the stripes, one square), before it
+    # breaks a point (rows8 had one that fell at query 3); no query of 10,000 calibration
+    # principals on either table is one. Crowding weighs 0.2, not 0.3: on 10,000 calibration
+    # principals it was most of the users flagged by their own queries (rows8 6 → 3, cancer
+    # 4 → 2 at the trigger), and at 0.2 the development attacks are caught at the same query
+    # (SimBA on cancer 1-2 queries later), where without it SimBA on cancer took 66-91
     "rows+extraction": [
         {
             "kind": "similarity",
             "profile": "{profile}",
-            "weights": {"flip": 0.4, "swarm_each": 0.0, "moved_at": 1},
+            "weights": {
+                "flip": 0.4,
+                "crowd": 0.2,
+                "swarm_each": 0.0,
+                "moved_at": 1,
+                "sign_step": 1.2,
+            },
             "distinct_window": False,
             "moved_now": True,
         },

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bastion.detect.steps import feature_grid
 from bastion.errors import ConfigError, UsageError
 
 __all__ = ["Profile", "fit_profile"]
@@ -50,6 +51,8 @@ class Profile:
     cell_radius: float = float("inf")  # benign queries lie this close to a cell (99.9 %)
     # 80 % of benign items have no other benign item this close (0: older profile, see `spread`)
     spread_radius: float = 0.0
+    # rows: each feature's grid step in the fit data (0: continuous), see `steps.feature_grid`
+    grid: F32 | None = None
 
     @property
     def spread(self) -> float:
@@ -183,6 +186,7 @@ class Profile:
                 "n_fit": self.n_fit,
                 "cell_radius": self.cell_radius,
                 "spread_radius": self.spread_radius,
+                "grid": None if self.grid is None else self.grid.tolist(),
             }
         )
 
@@ -209,6 +213,7 @@ class Profile:
                 n_fit=int(doc["n_fit"]),
                 cell_radius=float(doc.get("cell_radius", "inf")),
                 spread_radius=float(doc.get("spread_radius", 0.0)),
+                grid=None if doc.get("grid") is None else np.asarray(doc["grid"], dtype=f32),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(
@@ -276,9 +281,13 @@ def fit_profile(
     cells = _kmeans(e, min(n_cells, len(e)), rng)
     to_cell = np.sqrt(((e[:, None, :] - cells[None, :, :]) ** 2).sum(-1).min(1))
     cell_radius = float(np.quantile(to_cell, 0.999)) * 1.25
+    # (from the float64 rows: float32 rounding would hide a fine grid)
+    grid = (
+        feature_grid(np.asarray(x, np.float64).reshape(len(a), -1)) if len(row_shape) == 1 else None
+    )
     return Profile(
         row_shape, pool, mean, scale, comps, radius, radius_quantile, cells, len(a), cell_radius,
-        spread,
+        spread, grid,
     )  # fmt: skip
 
 

@@ -64,6 +64,10 @@ class Weights:
     # principal within twice the near-radius (0 turns the test off)
     moved_at: int = 2
     moved_near: int = 3
+    # a sign step (see `steps`): at least `sign_step_at` raw features moved by exactly one
+    # step size from a recent input, as an L∞ attack's vertices do (0 turns the test off)
+    sign_step: float = 0.0
+    sign_step_at: int = 3
 
 
 class Link(NamedTuple):

@@ -30,6 +30,7 @@ from bastion.detect.feeds import Feed, pull, push
 from bastion.detect.history import Entry, Recent, Ring, owner_id
 from bastion.detect.profile import Profile
 from bastion.detect.provenance import Campaign, Weights, link
+from bastion.detect.steps import SignSteps
 from bastion.detect.sybils import Relay
 from bastion.guard.policies.detection import Evidence, Observation
 from bastion.guard.stores.base import Store
@@ -89,7 +90,14 @@ class SimilarityOptions(BaseModel):
 
 
 def _weights(overrides: dict[str, float]) -> Weights:
-    ints = {"deep_at", "crowd_at", "swarm_at", "moved_at", "moved_near"}  # counts, not scores
+    ints = {
+        "deep_at",
+        "crowd_at",
+        "swarm_at",
+        "moved_at",
+        "moved_near",
+        "sign_step_at",
+    }  # counts, not scores
     given: dict[str, Any] = {k: int(v) if k in ints else float(v) for k, v in overrides.items()}
     return Weights(**given)
 
@@ -101,12 +109,18 @@ def load_profile(ref: str | Profile, env: Any) -> Profile:
     return Profile.load(resolve(ref) if resolve else ref)
 
 
+_SIGN_MEMORY = 4  # raw inputs kept per principal for the sign-step test
+
+
 class _Track:
     """What one principal's queries left behind: history, campaign window, log position."""
 
-    def __init__(self, ring: Ring, campaign: Campaign, feed: Feed, recent: Recent) -> None:
+    def __init__(
+        self, ring: Ring, campaign: Campaign, feed: Feed, recent: Recent, steps: SignSteps | None
+    ) -> None:
         self.ring, self.campaign, self.feed = ring, campaign, feed
         self.recent = recent  # the last `window` distinct inputs (the swarm is counted there)
+        self.steps = steps  # the last raw inputs, when sign steps are scored
         # per window query: whether it landed in another principal's campaign (see `sybils`),
         # and the own earlier query it hangs from (`Relay.anchor`; None: none or unknown)
         self.swarm_hits: deque[tuple[bool, int | None]] = deque(maxlen=campaign.recent.maxlen)
@@ -163,6 +177,11 @@ class SimilarityDetector:
                 Campaign(self.opts.window, self.opts.trigger),
                 Feed(f"{self.name}:p:{principal}", self.opts.history),
                 Recent(self.opts.window, self.profile.dim),
+                (
+                    SignSteps(_SIGN_MEMORY, self.weights.sign_step_at, self.profile.grid)
+                    if self.weights.sign_step
+                    else None
+                ),
             )
             self.tracks[principal] = track
             while len(self.tracks) > self.opts.max_principals:
@@ -201,6 +220,8 @@ class SimilarityDetector:
     def memory_bytes(self) -> int:
         """Bytes of history held for one principal (the global ring is shared)."""
         held = Ring(self.opts.history, self.profile.dim).nbytes
+        if self.weights.sign_step:
+            held += _SIGN_MEMORY * int(np.prod(self.profile.shape)) * 8
         return held + Recent(self.opts.window, self.profile.dim).nbytes
 
     def _off_manifold(self, v: npt.NDArray[np.float32]) -> bool:
@@ -221,6 +242,7 @@ class SimilarityDetector:
         vecs = self.profile.features(x, obs.memo)
         labels = np.asarray(obs.prediction.labels).reshape(-1)
         track = self._track(obs.principal)
+        raws = np.asarray(x).reshape(len(vecs), -1)  # (a view: only sign steps read raw inputs)
         if self.opts.persist:
             self._sync(track, store)
         ring, camp = track.ring, track.campaign
@@ -254,9 +276,11 @@ class SimilarityDetector:
             if crowd >= self.weights.swarm_at:
                 extra = self.weights.swarm_each * (crowd - self.weights.swarm_at)
                 free, pats = free + self.weights.swarm + extra, (*pats, "swarm")
+            if track.steps is not None and not repeat and track.steps.step(raws[i]):
+                free, pats = free + self.weights.sign_step, (*pats, "sign_step")
             # an unexplained query inside another principal's campaign (see `sybils`)
             moved = self.relay.source(v, me, obs.time, ring) if not ln.patterns else None
-            known = self.opts.cross_principal and self.relay.known(v)
+            known = self.opts.cross_principal and self.relay.known(v, obs.time)
             root = ln.root or int(self._roots.integers(1, 2**62))
             if not (repeat and self.opts.distinct_window):
                 released += camp.add(score, root, free)
