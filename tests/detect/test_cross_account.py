@@ -158,14 +158,22 @@ def _flag_only(task: Task, entry: dict[str, Any]) -> Arena:
     return Arena(task, [entry], actions=[{"at": 2.0, "action": "flag"}])
 
 
-def _caught(arena: Arena, name: str, start: np.ndarray, seed: int) -> PrincipalTarget:
+def _caught(
+    arena: Arena,
+    name: str,
+    start: np.ndarray,
+    seed: int,
+    step: float = 0.02,
+    lo: float = 0.0,
+    hi: float = 1.0,
+) -> PrincipalTarget:
     """A principal caught by a descent chain of small steps from `start`."""
     rng = np.random.default_rng(seed)
     p = PrincipalTarget(arena, name)
     x = start.copy()
     for _ in range(30):
         x = np.clip(
-            x + rng.choice([-0.02, 0.02], size=x.shape) * (rng.random(x.shape) < 0.05), 0, 1
+            x + rng.choice([-step, step], size=x.shape) * (rng.random(x.shape) < 0.05), lo, hi
         )
         p.query(x[None])
     assert p.tally.detected_at is not None
@@ -233,3 +241,65 @@ def test_two_augmentations_of_one_item_in_a_caught_swarm_move_no_campaign(
         fresh.query(np.clip(c + rng.normal(0, 0.002, c.shape), 0, 1).reshape(1, -1))
     assert det.tracks["fresh"].items_moved() == 2
     assert fresh.tally.detected_at == 2
+
+
+def _near_pair(task: Task, det: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Two distinct items whose features lie 1.3-1.9 near-radii apart: in each other's swarm
+    radius (twice the near-radius), and beyond the near-radius."""
+    f = det.profile.features(task.x_fit, {})
+    for a in range(len(f)):
+        d = np.sqrt(np.square(f - f[a]).sum(1)) / det.radius
+        ok = np.flatnonzero((d > 1.3) & (d < 1.9))
+        if ok.size:
+            return task.x_fit[a], task.x_fit[int(ok[0])]
+    raise AssertionError("no such pair")
+
+
+@pytest.mark.parametrize("amid", [True, False])
+def test_an_item_beside_a_flagged_users_tight_cluster_of_edits_moves_no_campaign(
+    rows8_task: Task, rows8_profile: Path, monkeypatch: pytest.MonkeyPatch, amid: bool
+) -> None:
+    """A flagged user (benign or not) edits item X many times: a tight cluster. Another user's
+    first query is item Y, a distinct item that happens to lie 1.3-1.9 near-radii from X: in
+    the cluster's swarm radius, yet beside it, far from its centre for its size. It continues
+    no campaign. (On rows8's calibration streams one user flagged by its own edits passed its
+    'campaign' on this way to seven users in turn.) Without the test of where the query lies
+    in the swarm, it does."""
+    import bastion.detect.sybils as sybils
+
+    if not amid:
+        monkeypatch.setattr(sybils, "_AMID", float("inf"))
+    arena = _flag_only(rows8_task, rows_similarity(rows8_profile))
+    det = arena.timers[0].det
+    x, y = _near_pair(rows8_task, det)
+    flagged = _caught(arena, "flagged", rows8_task.x_test[5], seed=2, step=0.05, lo=-5, hi=5)
+    rng = np.random.default_rng(3)
+    for q in [x] + [_edit(rows8_task, x, rng) for _ in range(6)]:  # under suspicion
+        flagged.query(q[None])
+    user = PrincipalTarget(arena, "user")
+    user.query(y[None])
+    assert list(det.tracks["user"].moved) == [not amid]
+    assert (arena.evidence("user") == 0.0) is amid
+
+
+def test_the_attacked_item_stays_a_catalogue_item_after_the_attack_turns_the_history_over(
+    cancer: Task, cancer_profile: Path
+) -> None:
+    """The global history is bounded: an attack's own queries push every benign copy of the
+    item it attacks out of it. The catalogue of inputs sent before suspicion is kept apart,
+    so a later user who sends that item is still sending a known item, not a query into the
+    attack's swarm (rows8's later users, after the adaptive runs, inherited the attack)."""
+    entry = {**rows_similarity(cancer_profile), "global_history": 64}
+    arena = _flag_only(cancer, entry)
+    det = arena.timers[0].det
+    i = victims(arena, 1)[0]
+    x0 = cancer.x_test[i]
+    PrincipalTarget(arena, "earlier-user").query(x0[None])
+    attacker = _caught(arena, "attacker", x0, seed=6, step=0.05, lo=-5, hi=5)  # 30 queries
+    rng = np.random.default_rng(7)
+    for _ in range(70):  # under suspicion: the history's 64 entries are all the attacker's
+        attacker.query((x0 + rng.normal(0, 0.05, x0.shape))[None])
+    v = det.profile.features(x0[None], {})[0]
+    held = det.global_ring.vec[: det.global_ring.size]
+    assert not np.any(np.all(held == v, axis=1))  # the history holds no copy of it now
+    assert det.relay.known(v)

@@ -35,6 +35,9 @@ from bastion.detect.provenance import Weights
 
 __all__ = ["Relay"]
 
+_CATALOGUE = 4  # catalogue items remembered, per entry of the global history
+_AMID = 3.0  # a query this many times the swarm's own reach from its centre lies beside it
+
 
 class Relay:
     """The global history as the other principals' side of provenance: parents across
@@ -51,28 +54,32 @@ class Relay:
         self.near = w.moved_near if options.cross_principal and w.moved_at > 0 else 0
         # the scores of each principal's queries sent under suspicion (bounded, oldest first)
         self.heat: OrderedDict[int, float] = OrderedDict()
-        # the inputs the global history holds that were sent before suspicion (exact bytes)
-        self.catalogue: dict[bytes, int] = {}
+        # the inputs sent before suspicion (a hash of their exact bytes -> when last sent), the
+        # most recently sent `_CATALOGUE` × the global history's capacity of them: kept apart
+        # from the history, which attack traffic turns over quickly, so that the very item an
+        # attack started from stays known after the attack's own queries have pushed every
+        # benign copy of it out (rows8's later users sent it, and inherited the attack)
+        self.catalogue: OrderedDict[int, float] = OrderedDict()
+        self.catalogue_cap = _CATALOGUE * ring.capacity
 
-    def known(self, v: npt.NDArray[np.float32]) -> bool:
-        """Whether some principal sent exactly this input before any suspicion: a catalogue
-        item (popular items, the very item an attack started from)."""
-        return v.tobytes() in self.catalogue
+    def known(self, v: npt.NDArray[np.float32], now: float | None = None) -> bool:
+        """Whether some principal sent exactly this input before any suspicion (within the
+        history's TTL, when it has one and `now` is given): a catalogue item (popular items,
+        the very item an attack started from)."""
+        seen = self.catalogue.get(hash(v.tobytes()))
+        if seen is None:
+            return False
+        ttl = self.ring.ttl_s
+        return ttl is None or now is None or seen >= now - ttl
 
     def remember(self, e: Entry) -> None:
-        """Take in an entry about to be added to the global history (before it is added: the
-        entry it overwrites leaves the catalogue)."""
-        g = self.ring
-        if g.size == g.capacity and not g.suspect[g.cursor]:
-            old = np.ascontiguousarray(g.vec[g.cursor]).tobytes()
-            left = self.catalogue.get(old, 0) - 1
-            if left > 0:
-                self.catalogue[old] = left
-            else:
-                self.catalogue.pop(old, None)
+        """Take in an entry about to be added to the global history."""
         if not e.suspect:
-            key = np.ascontiguousarray(e.vector, dtype=np.float32).tobytes()
-            self.catalogue[key] = self.catalogue.get(key, 0) + 1
+            key = hash(np.ascontiguousarray(e.vector, dtype=np.float32).tobytes())
+            self.catalogue[key] = e.time
+            self.catalogue.move_to_end(key)
+            if len(self.catalogue) > self.catalogue_cap:
+                self.catalogue.popitem(last=False)
             return
         self.heat[e.owner] = self.heat.get(e.owner, 0.0) + e.score
         self.heat.move_to_end(e.owner)
@@ -110,7 +117,7 @@ class Relay:
         sent as a catalogue item: a user's larger edits of an item, such as a two-pixel
         shift of the attacked item, land among an attack's queries around it too."""
         g = self.ring
-        if not self.near or g.suspects == g.suspect_by.get(me, 0) or self.known(v):
+        if not self.near or g.suspects == g.suspect_by.get(me, 0) or self.known(v, now):
             return None
 
         def items(i: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
@@ -135,9 +142,34 @@ class Relay:
         around = np.isin(got.owner, caught) & (got.dist > self.radius)
         owners, counts = np.unique(got.owner[around], return_counts=True)
         hot = [int(o) for o, c in zip(owners, counts, strict=True) if c >= self.near]
-        if not hot:
+        if not hot or not self._amid(v, owners, now):
             return None
         return max(hot, key=lambda o: self.heat.get(o, 0.0))
+
+    def _amid(self, v: npt.NDArray[np.float32], owners: npt.NDArray[Any], now: float) -> bool:
+        """Whether `v` lies amid the caught `owners`' queries within the swarm radius (all of
+        them: a campaign spread over accounts is one swarm), not beside them: no farther from
+        their centre than `_AMID` times the farthest of them. A campaign's next query lands
+        among its earlier ones (Square's candidates all lie about one step from the item and
+        from one another); a user's first query of an item that happens to lie near another
+        item, which a flagged user edited many times, lies beside that tight cluster (rows8's
+        calibration users: 1.51 from the centre of a cluster whose farthest query lies 0.24
+        from it, six times its reach; one such user passed its "campaign" on to seven in
+        turn). Run only for a query already found in a swarm (rare): an exact scan of the
+        global history."""
+        g = self.ring
+        n = g.size
+        mine = np.flatnonzero(np.isin(g.owner[:n], owners))
+        vec = g.vec[mine]
+        near = np.square(vec - v).sum(1) <= self.spread * self.spread
+        if g.ttl_s is not None:
+            near &= g.time[mine] >= now - g.ttl_s
+        vec = vec[near]
+        if len(vec) == 0:
+            return False
+        centre = vec.mean(axis=0)
+        reach = float(np.sqrt(np.square(vec - centre).sum(1).max()))
+        return float(np.sqrt(np.square(v - centre).sum())) <= _AMID * reach
 
     def anchor(self, v: npt.NDArray[np.float32], own: Ring, now: float) -> int | None:
         """The slot of the principal's own earlier query nearest to `v` (None: none): what a
