@@ -31,7 +31,6 @@ same shape).
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -60,35 +59,49 @@ def feature_grid(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
 
 
 class SignSteps:
-    """The last `memory` distinct raw inputs of one principal, and the test against them."""
+    """The last `memory` distinct raw inputs of one principal, and the test against them (all
+    of them at once: one pass of a few array operations, not one per remembered input)."""
 
     def __init__(self, memory: int, at: int, grid: npt.NDArray[np.float32] | None = None) -> None:
-        self.recent: deque[npt.NDArray[np.float64]] = deque(maxlen=memory)
-        self.at = at
-        self.grid = None if grid is None or not grid.any() else grid.astype(np.float64)
+        self.memory, self.at = memory, at
+        self.gridded: npt.NDArray[np.bool_] | None = None
+        if grid is not None and grid.any():
+            self.gridded = grid > 0
+            self.per_unit = np.where(self.gridded, 1.0 / np.where(self.gridded, grid, 1.0), 0.0)
+        self.recent: npt.NDArray[np.float64] | None = None  # (memory, features), once known
+        self.held = 0
+        self.cursor = 0
 
     def step(self, row: npt.NDArray[Any]) -> bool:
-        """Whether `x` is a sign step from one of the recent inputs (then remembered either way):
-        at least `at` features, and at least half of those that changed, moved by exactly the
-        largest change (a gridded feature moved by whole grid units does not count)."""
-        x = np.array(row, dtype=np.float64)  # (a copy: the caller's array may be reused)
+        """Whether `row` (one input, flat) is a sign step from one of the recent inputs (then
+        remembered, unless it repeats one verbatim): at least `at` features, and at least half
+        of those that changed, moved by exactly the largest change (a gridded feature moved by
+        whole grid units does not count)."""
+        x = np.asarray(row, dtype=np.float64)
+        if self.recent is None:
+            self.recent = np.zeros((self.memory, x.size))
         hit = False
-        for r in self.recent:
-            d = np.abs(x - r)
-            top = float(d.max())
-            if top <= 0.0:
+        if self.held:
+            d = np.abs(self.recent[: self.held] - x)
+            top = d.max(axis=1)
+            if not top.all():
                 return False  # a verbatim repeat: nothing new to remember or judge
-            tied = d >= top * (1 - _TIE)
-            moved = int(np.count_nonzero(d > top * _TIE))
-            if self.grid is not None and tied.sum() >= self.at:
-                g = self.grid[tied]
-                units = top / np.where(g > 0, g, 1.0)
-                whole = (g > 0) & (units > 0.5) & (np.abs(units - np.round(units)) < _ON_GRID)
-                ties = int(np.count_nonzero(~whole))
-            else:
-                ties = int(np.count_nonzero(tied))
-            if ties >= self.at and 2 * ties >= moved:
-                hit = True
-                break
-        self.recent.append(x)
+            tied = d >= (top * (1 - _TIE))[:, None]
+            # (most queries tie at most two features: the rest of the test is rarely needed)
+            if (tied.sum(axis=1) >= self.at).any():
+                hit = self._confirm(d, top, tied)
+        self.recent[self.cursor] = x  # (a copy: the caller's array may be reused)
+        self.cursor = (self.cursor + 1) % self.memory
+        self.held = min(self.held + 1, self.memory)
         return hit
+
+    def _confirm(
+        self, d: npt.NDArray[np.float64], top: npt.NDArray[np.float64], tied: npt.NDArray[np.bool_]
+    ) -> bool:
+        if self.gridded is not None:
+            units = top[:, None] * self.per_unit
+            whole = self.gridded & (units > 0.5) & (np.abs(units - np.rint(units)) < _ON_GRID)
+            tied = tied & ~whole
+        ties = tied.sum(axis=1)
+        moved = (d > (top * _TIE)[:, None]).sum(axis=1)
+        return bool(np.any((ties >= self.at) & (2 * ties >= moved)))
