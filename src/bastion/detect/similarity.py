@@ -89,16 +89,11 @@ class SimilarityOptions(BaseModel):
         return v
 
 
+_COUNTS = frozenset({"deep_at", "crowd_at", "swarm_at", "moved_at", "moved_near", "sign_step_at"})
+
+
 def _weights(overrides: dict[str, float]) -> Weights:
-    ints = {
-        "deep_at",
-        "crowd_at",
-        "swarm_at",
-        "moved_at",
-        "moved_near",
-        "sign_step_at",
-    }  # counts, not scores
-    given: dict[str, Any] = {k: int(v) if k in ints else float(v) for k, v in overrides.items()}
+    given: dict[str, Any] = {k: int(v) if k in _COUNTS else float(v) for k, v in overrides.items()}
     return Weights(**given)
 
 

@@ -1,8 +1,9 @@
 """Sign steps: queries that differ from a recent one by one step size on several features.
 
-Score-based L∞ attacks (Square, and the sign-of-gradient steps of synthetic
-extraction) only ever send vertices of the ε-ball around their seed: every
-feature sits exactly ε above or below it. Any two such queries therefore
+Score-based L∞ random searches such as Square only ever send vertices of
+the ε-ball around their seed: every feature sits exactly ε above or below it
+(Jacobian-based synthetic data for extraction moves by λ·sign of a gradient,
+the same shape). Any two such queries therefore
 differ by 0 or ±2ε on every feature, and the first differs from the seed by
 ±ε on all of them. That holds for a campaign's very first step, before its
 queries are near enough to one another to link (on rows Square's steps are
@@ -98,6 +99,7 @@ class SignSteps:
     def _confirm(
         self, d: npt.NDArray[np.float64], top: npt.NDArray[np.float64], tied: npt.NDArray[np.bool_]
     ) -> bool:
+        """The whole test for a query that ties at least `at` features to some recent input."""
         if self.gridded is not None:
             units = top[:, None] * self.per_unit
             whole = self.gridded & (units > 0.5) & (np.abs(units - np.rint(units)) < _ON_GRID)

@@ -12,10 +12,11 @@ after query into that swarm, none an edit of its own or a known item.
 the radius, no parent across principals, not a catalogue item — an input
 some principal sent before suspicion — and not near a catalogue item the
 principal itself sent) that has at least `near` queries of another, caught
-principal within twice the radius, and beyond the radius, is *in a campaign's
-swarm*. When `at` of a principal's recent distinct queries are (those that
-hang from one own earlier query counted once: see `anchor`), the campaign has
-moved to that principal, and it inherits the evidence the campaign had
+principal within twice the radius, and beyond the radius, and that lies
+amid those queries rather than beside them (see `_amid`), is *in a
+campaign's swarm*. When `at` of a principal's recent distinct queries are
+(those that hang from one own earlier query counted once: see `anchor`),
+the campaign has moved to that principal, and it inherits the evidence the campaign had
 gathered (`heat`: the scores of the old account's suspect queries, plus the
 trigger). A benign user re-sends popular items (catalogue items), edits its
 own items (explained, or hanging from the item), and rarely sends two distinct
