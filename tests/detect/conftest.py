@@ -30,6 +30,13 @@ def _one_blas_thread() -> Iterator[None]:
             os.environ["OPENBLAS_NUM_THREADS"] = before
 
 
+def _fitted(task: Task, factory: pytest.TempPathFactory) -> Path:
+    """A benign profile fitted on the task's fit data, saved where the session keeps files."""
+    path = factory.mktemp("profiles") / f"{task.name}.json"
+    fit_profile(task.x_fit, shape=task.shape).save(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def cancer() -> Task:
     return load_task("cancer")
@@ -41,29 +48,23 @@ def digits() -> Task:
 
 
 @pytest.fixture(scope="session")
-def cancer_profile(cancer: Task, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("profiles") / "cancer.json"
-    fit_profile(cancer.x_fit, shape=cancer.shape).save(path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def digits_profile(digits: Task, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("profiles") / "digits.json"
-    fit_profile(digits.x_fit, shape=digits.shape).save(path)
-    return path
-
-
-@pytest.fixture(scope="session")
 def rows8_task() -> Task:
     return load_task("rows8")
 
 
 @pytest.fixture(scope="session")
+def cancer_profile(cancer: Task, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _fitted(cancer, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def digits_profile(digits: Task, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _fitted(digits, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
 def rows8_profile(rows8_task: Task, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("profiles") / "rows8.json"
-    fit_profile(rows8_task.x_fit, shape=rows8_task.shape).save(path)
-    return path
+    return _fitted(rows8_task, tmp_path_factory)
 
 
 def load(path: Path) -> Profile:
