@@ -237,7 +237,6 @@ class SimilarityDetector:
         vecs = self.profile.features(x, obs.memo)
         labels = np.asarray(obs.prediction.labels).reshape(-1)
         track = self._track(obs.principal)
-        raws = np.asarray(x).reshape(len(vecs), -1)  # (a view: only sign steps read raw inputs)
         if self.opts.persist:
             self._sync(track, store)
         ring, camp = track.ring, track.campaign
@@ -271,7 +270,12 @@ class SimilarityDetector:
             if crowd >= self.weights.swarm_at:
                 extra = self.weights.swarm_each * (crowd - self.weights.swarm_at)
                 free, pats = free + self.weights.swarm + extra, (*pats, "swarm")
-            if track.steps is not None and not repeat and track.steps.step(raws[i]):
+            # (only sign steps read the raw input: a view of this row, taken only for them)
+            if (
+                track.steps is not None
+                and not repeat
+                and track.steps.step(np.reshape(x, (len(vecs), -1))[i])
+            ):
                 free, pats = free + self.weights.sign_step, (*pats, "sign_step")
             # an unexplained query inside another principal's campaign (see `sybils`)
             moved = self.relay.source(v, me, obs.time, ring) if not ln.patterns else None
