@@ -53,7 +53,7 @@ from bastion.detect.fingerprint import FingerprintDetector, FingerprintOptions  
 from bastion.detect.profile import fit_profile  # noqa: E402
 from bastion.detect.report import render_html  # noqa: E402
 from bastion.detect.similarity import SimilarityDetector, SimilarityOptions  # noqa: E402
-from bastion.detect.streams import TASKS, load_task  # noqa: E402
+from bastion.detect.streams import MIN_QUERIES, TASKS, load_task  # noqa: E402
 from bastion.guard.policies.detection import Observation  # noqa: E402
 from bastion.guard.request import Prediction  # noqa: E402
 from bastion.guard.stores.memory import MemoryStore  # noqa: E402
@@ -323,12 +323,16 @@ def main() -> None:
         for e in res.extraction:
             ok = e["detected_at"] is not None and e["fidelity_at_detection"] < 0.8
             best = max((f for _, f in e["curve"]), default=0.0)
-            # a copy that never got good within the budget: the target cannot fail or pass
-            outcome = (
-                verdict(ok)
-                if ok or e["queries_to_fidelity_0.8"] is not None
-                else f"n/a: the copy never reached 0.8 (best {best:.2f})"
-            )
+            reach = e["queries_to_fidelity_0.8"]
+            if ok:
+                outcome = verdict(ok)
+            elif reach is None:  # a copy that never got good: the target cannot fail or pass
+                outcome = f"n/a: the copy never reached 0.8 (best {best:.2f})"
+            elif reach < MIN_QUERIES:
+                outcome = (f"unattainable: 0.8 after {reach} answers, fewer than any benign "
+                           f"user sends ({MIN_QUERIES})")  # fmt: skip
+            else:
+                outcome = verdict(ok)
             print(f"extraction {e['strategy']:9}: detected at {e['detected_at']}, fidelity then "
                   f"{e['fidelity_at_detection']:.2f}, fidelity 0.8 at "
                   f"{e['queries_to_fidelity_0.8']} -> {outcome}")  # fmt: skip

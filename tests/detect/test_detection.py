@@ -9,7 +9,7 @@ import pytest
 
 from bastion.detect.arena import Arena, PrincipalTarget, replay
 from bastion.detect.campaigns import adaptive_run, art_run, bastion_run, extraction_run, victims
-from bastion.detect.streams import Task, benign_streams
+from bastion.detect.streams import MIN_QUERIES, Task, benign_streams
 from bastion.errors import TargetError
 from tests.detect.conftest import rows_similarity
 
@@ -200,6 +200,22 @@ def test_extraction_of_a_table_that_takes_many_answers_to_copy_is_caught_before_
     assert tally.detected_at is not None and tally.detected_at <= 40
     assert tally.extra["fidelity_at_detection"] < 0.8
     assert not tally.success
+
+
+def test_a_two_class_table_is_copied_within_the_few_answers_every_user_sends(
+    cancer: Task,
+) -> None:
+    """The extraction curve counts the first answers one by one, so it shows when "caught
+    before fidelity 0.8" cannot be met: on cancer a copy is that good before a benign user's
+    shortest stream ends, while on rows8 ten answers are far from it."""
+    firsts = []
+    for seed in range(5):
+        tally = extraction_run(Arena(cancer, []), "natural", budget=10, seed=seed)
+        curve = tally.extra["curve"]
+        assert [q for q, _ in curve][-1] == 10 and len(curve) > 1
+        good = [q for q, f in curve if f >= 0.8]
+        firsts.append(good[0] if good else 99)
+    assert float(np.median(firsts)) <= MIN_QUERIES
 
 
 def test_art_square_on_images_is_detected_although_it_re_sends_its_best_twice(

@@ -223,6 +223,15 @@ def extraction_run(
             break
         xs.append(b)
         ys.append(r.labels)
+        if not seen:
+            # the first answers one at a time: an easy model is copied within a handful of
+            # them, before any detector can tell a thief from a user (cancer: 3)
+            for k in range(2, len(b)):
+                if len(np.unique(r.labels[:k])) > 1:
+                    model = fit_surrogate(
+                        b[:k], r.labels[:k], kind="logistic", seed=seed, max_iter=60
+                    )
+                    curve.append((k, float(np.mean(predict_labels(model, x_eval) == truth))))
         seen += len(b)
         # fine-grained early on: a simple model can be copied within a few dozen queries
         if seen <= 10 * batch or seen % (5 * batch) == 0 or seen >= budget:

@@ -21,12 +21,16 @@ import numpy.typing as npt
 
 from bastion.errors import UsageError
 
-__all__ = ["TASKS", "BenignStream", "Task", "benign_streams", "load_task"]
+__all__ = ["MIN_QUERIES", "TASKS", "BenignStream", "Task", "benign_streams", "load_task"]
 
 # digits32: images at CIFAR size; cancer: a real table, two classes, so easy to copy that ten
 # label answers give a 0.99 copy; rows8: a generated eight-class table (scikit-learn's
 # make_classification), where copying takes hundreds of answers
 TASKS = ("digits32", "cancer", "rows8")
+
+# the fewest queries a benign user sends: a copy that is good before this many answers is
+# made before any per-principal test could tell its thief from a user
+MIN_QUERIES = 5
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -151,7 +155,7 @@ def benign_streams(
     by_class = [c for c in by_class if c.size]
     out = []
     for p in range(n_principals):
-        n = int(min(400, max(5, rng.geometric(1.0 / mean_queries))))
+        n = int(min(400, max(MIN_QUERIES, rng.geometric(1.0 / mean_queries))))
         interests = rng.choice(
             len(by_class), size=min(len(by_class), int(rng.integers(1, 4))), replace=False
         )
