@@ -183,3 +183,50 @@ def test_noise_and_review_actions_over_http_follow_the_evidence_of_one_principal
                 assert np.allclose(probs, np.round(cancer.predict_proba(row[None])[0], 4))
         assert guard.store.get_state("carol").total == 0
     guard.close()
+
+
+@pytest.mark.parametrize("attack", ["art-hopskipjump", "art-boundary"])
+def test_art_attacks_over_http_are_detected_and_blocked(
+    attack: str, guarded: tuple[str, Guard], cancer: Task, tmp_path: Path
+) -> None:
+    """An independent implementation, as a user would run it: ART's label-only attacks with
+    a classifier whose predictions are HTTP calls to the guarded server. The guard must block
+    the key before the attack has spent a tenth of its budget, without having told it why."""
+    pytest.importorskip("art")
+    from art.estimators.classification import BlackBoxClassifierNeuralNetwork
+
+    from bastion.detect.campaigns import seeded_art, victims
+
+    base, guard = guarded
+    target = _OipClient(base, token("alice"))
+    # a point of the class random points rarely get: ART starts from a random point of another
+    # class, and from the other class's points it finds none and gives up (104 queries)
+    ours = SimpleNamespace(task=cancer)
+    i = next(j for j in victims(ours, 20) if cancer.y_test[j] == 1)  # type: ignore[arg-type]
+    sent = 0
+
+    def predict(x: Any) -> Any:
+        nonlocal sent
+        sent += len(x)
+        return np.eye(2)[target.query(np.asarray(x).reshape(len(x), -1)).labels]
+
+    clf = BlackBoxClassifierNeuralNetwork(
+        predict, (30,), 2, clip_values=(float(cancer.lower.min()), float(cancer.upper.max()))
+    )
+    if attack == "art-hopskipjump":
+        from art.attacks.evasion import HopSkipJump
+
+        atk: Any = HopSkipJump(clf, max_iter=20, max_eval=200, init_eval=20, verbose=False)
+    else:
+        from art.attacks.evasion import BoundaryAttack
+
+        atk = BoundaryAttack(clf, targeted=False, max_iter=200, num_trial=10, verbose=False)
+    with seeded_art(i), pytest.raises(TargetError, match="403"):
+        atk.generate(cancer.x_test[i][None].astype(np.float32))
+    target.close()
+    state = guard.store.get_state("alice")
+    assert state.active_action() == "block"
+    assert state.evidence.get("similarity", 0) > 0
+    assert sent < 200  # unguarded, it sends 1,460 (HopSkipJump) or 5,940 (Boundary) and wins
+    guard.close()
+    assert "detection:evidence=similarity:" in (tmp_path / "audit.jsonl").read_text()
