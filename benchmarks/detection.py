@@ -12,6 +12,13 @@ benign false-positive rate over principals, the adaptive attacker's success at
 a 10,000-query budget, whether extraction was detected before the copy reached
 fidelity 0.8, and per-query cost with 10,000 queries in history; each next to
 its target with a verdict. Figures that miss their target are printed as such.
+
+By default each task runs the configuration the guard gives its input type
+(images `similarity+extraction`, rows `rows+extraction`) against 10,000 benign
+principals and 3,000 more after the attacks: the target is a rate of 0.1 %,
+which a thousand principals cannot tell from 0.3 % (one flagged user either
+way). `--compare` adds the other configurations, `--benign N` and
+`--benign-after N` change the samples.
 """
 
 from __future__ import annotations
@@ -228,6 +235,9 @@ def main() -> None:
     # subsets, for iterating on one detector or stream (the defaults are the full run)
     ap.add_argument("--task", action="append", choices=list(TASKS), default=None)
     ap.add_argument("--configuration", action="append", default=None, help="repeatable")
+    ap.add_argument(
+        "--compare", action="store_true", help="also the configurations other input types use"
+    )
     ap.add_argument("--attack", action="append", default=None, help="bastion attack; repeatable")
     ap.add_argument("--no-art", action="store_true", help="skip ART's attacks")
     ap.add_argument("--runs", type=int, default=None, help="runs per attack")
@@ -255,35 +265,53 @@ def main() -> None:
     if args.cost_only:
         cost_table(tuple(args.task or ("digits32", "cancer")), 300 if q else 1000)
         return
-    plan = EvalPlan(
-        tasks=tuple(args.task or TASKS),
-        # fingerprint costs ~1-3 ms/query in Python: in the full run only with --fingerprint
-        configurations=tuple(
-            args.configuration
-            or ("similarity+extraction", "rows+extraction", "strict+extraction")
-            + (("fingerprint",) if q or args.fingerprint else ())
-        ),
-        attacks=tuple(args.attack or BASTION_ATTACKS),
-        art=not args.no_art,
-        runs=args.runs or (2 if q else 6),
-        budget=1000,
-        benign=args.benign if args.benign is not None else (50 if q else 1000),
-        adaptive_runs=args.adaptive_runs if args.adaptive_runs is not None else (2 if q else 32),
-        adaptive_budget=10_000,
-        adaptive_accounts=10,
-        extraction=() if args.no_extraction else ("natural", "random", "synthetic"),
-        extraction_budget=500 if q else 600,
-        benign_after=args.benign_after if args.benign_after is not None else (50 if q else 300),
-    )
+    tasks = tuple(args.task or TASKS)
+    extra = ("fingerprint",) if q or args.fingerprint else ()
+    compare = ("similarity+extraction", "rows+extraction", "strict+extraction")
+
+    def configurations(task_name: str) -> tuple[str, ...]:
+        if args.configuration:
+            return tuple(args.configuration)
+        if args.compare:
+            return compare + extra
+        return (DOMAIN_CONFIGURATION[load_task(task_name).domain], *extra)
+
+    plans = [
+        EvalPlan(
+            tasks=(task_name,),
+            configurations=configurations(task_name),
+            attacks=tuple(args.attack or BASTION_ATTACKS),
+            art=not args.no_art,
+            runs=args.runs or (2 if q else 6),
+            budget=1000,
+            benign=args.benign if args.benign is not None else (50 if q else 10_000),
+            adaptive_runs=args.adaptive_runs
+            if args.adaptive_runs is not None
+            else (2 if q else 32),
+            adaptive_budget=10_000,
+            adaptive_accounts=10,
+            extraction=() if args.no_extraction else ("natural", "random", "synthetic"),
+            extraction_budget=500 if q else 600,
+            benign_after=(
+                args.benign_after if args.benign_after is not None else (50 if q else 3000)
+            ),
+        )
+        for task_name in tasks
+    ]
+    plan = plans[0]
     t0 = time.time()
     if args.from_json:
         results = [_result(d) for d in json.loads(Path(args.from_json).read_text())]
     else:
-        results = evaluate(
-            plan, progress=lambda m: print(f"[{time.time() - t0:5.0f}s] {m}", file=sys.stderr)
-        )
+        results = []
+        for one in plans:
+            results += evaluate(
+                one, progress=lambda m: print(f"[{time.time() - t0:5.0f}s] {m}", file=sys.stderr)
+            )
         Path(args.json).write_text(json.dumps([r.to_dict() for r in results], default=str))
-    Path(args.html).write_text(render_html(results, plan.__dict__))
+    every = tuple(dict.fromkeys(c for p in plans for c in p.configurations))
+    shown = {**plan.__dict__, "tasks": tasks, "configurations": every}
+    Path(args.html).write_text(render_html(results, shown))
     print(f"\nload average during the run: {os.getloadavg()}  (2-core machine, shared)")
     for res in results:
         print(f"\n== {res.task} / {res.configuration} ==")
@@ -314,6 +342,10 @@ def main() -> None:
             print(f"benign users after the attacks: {res.benign_after_flagged}/"
                   f"{res.benign_after_principals} flagged = {after:.2%} (target <= 0.1 %) -> "
                   f"{verdict(after <= 0.001)}")  # fmt: skip
+            n = res.benign_principals + res.benign_after_principals
+            hit = res.benign_flagged + res.benign_after_flagged
+            print(f"all benign principals: {hit}/{n} flagged = {hit / n:.3%} (target <= 0.1 %) "
+                  f"-> {verdict(hit / n <= 0.001)}")  # fmt: skip
         for r in res.rows:
             if "adaptive" in r["source"]:
                 print(f"adaptive success at {plan.adaptive_budget} queries: "
@@ -340,7 +372,7 @@ def main() -> None:
               f"{res.memory_bytes_per_principal / 1024:.0f} KiB per principal")  # fmt: skip
     if args.no_cost:
         return
-    cost_table(plan.tasks, 300 if q else 1000)
+    cost_table(tasks, 300 if q else 1000)
     print(f"\nreport: {args.html}  ({time.time() - t0:.0f}s)")
 
 
