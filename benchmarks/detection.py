@@ -369,7 +369,9 @@ def main() -> None:
                   f"{e['fidelity_at_detection']:.2f}, fidelity 0.8 at "
                   f"{e['queries_to_fidelity_0.8']} -> {outcome}")  # fmt: skip
         print(f"detector cost inline (benign traffic): {res.cost_ms:.3f} ms/query; memory "
-              f"{res.memory_bytes_per_principal / 1024:.0f} KiB per principal")  # fmt: skip
+              f"per principal at most {res.memory_bytes_per_principal / 1024:.0f} KiB (a full "
+              f"history), held by the {res.benign_principals} benign ones "
+              f"{res.memory_bytes_held / 1024:.1f} KiB on average")  # fmt: skip
     if args.no_cost:
         return
     cost_table(tasks, 300 if q else 1000)

@@ -227,3 +227,26 @@ def test_art_square_on_images_is_detected_although_it_re_sends_its_best_twice(
     for i in victims(image_arena, 3):
         tally = art_run(image_arena, "art-square", i, budget=300)
         assert tally.detected_at is not None and tally.detected_at <= 36, (i, tally)
+
+
+def test_benign_principals_hold_a_small_part_of_the_bound_on_memory(
+    cancer: Task, cancer_profile: Path
+) -> None:
+    """Histories grow with use: 80 ordinary users (about 40 queries each) hold 18.5 KiB of
+    similarity history and 15 KiB of extraction history each, where histories allocated
+    whole at the first query held the full bound (2.2 MiB per principal here: 23 GB for the
+    10,000 principals a guard keeps by default)."""
+    arena = Arena(
+        cancer,
+        [
+            {"kind": "similarity", "profile": str(cancer_profile)},
+            {"kind": "extraction", "profile": str(cancer_profile)},
+        ],
+    )
+    replay(arena, benign_streams(cancer, 80, seed=5))
+    for policy in arena.guard.policies:
+        for det in getattr(policy, "detectors", []):
+            inner = getattr(det, "det", det)
+            n, held = inner.memory_held()
+            assert n == 80
+            assert held / n < inner.memory_bytes() / 10, (inner.name, held / n)

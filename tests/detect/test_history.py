@@ -158,3 +158,50 @@ def test_an_entry_keeps_its_cross_account_flags_on_the_way_to_another_replica() 
         e = Entry(v, 1.0, 7, 2, 3, 0.5, True, 1.25, 11, 0.5, False, moved, known)
         back = Entry.from_bytes(e.to_bytes())
         assert (back.moved, back.known, back.suspect, back.root) == (moved, known, True, 11)
+
+
+def test_a_ring_holds_room_for_what_it_holds_and_never_more_than_its_bound() -> None:
+    """Rings grow with their principal's queries (most principals send a few dozen): a user
+    with 40 queries holds a few KiB, not the 2 MiB of a full history; across the growth
+    steps and the wrap the search still sees exactly the entries held."""
+    rng = np.random.default_rng(3)
+    dim, cap = 32, 1000
+    pts = rng.normal(size=(2500, dim)).astype(np.float32)
+    ring = Ring(cap, dim)
+    sizes = []
+    for i, p in enumerate(pts):
+        ring.add(Entry(p, float(i), i, 0, 0, 0.0))
+        sizes.append(ring.nbytes)
+        if i + 1 in (40, 65, 129, 999, 1000, 2500):
+            kept = pts[max(0, i + 1 - cap) : i + 1]
+            q = kept[len(kept) // 2] + rng.normal(0, 0.05, dim).astype(np.float32)
+            d = np.sqrt(((kept - q) ** 2).sum(1))
+            far = np.sort(d)
+            nb = ring.nearest(q, 3, radius=float(far[5] + far[6]) / 2, now=0.0)
+            assert nb.within == 6
+            np.testing.assert_allclose(nb.dist, np.sort(d)[:3], rtol=1e-5, atol=1e-5)
+    bound = Ring.bound(cap, dim)
+    assert sizes[39] * 10 < bound  # 40 queries: 64 slots of 1,000
+    assert max(sizes) == sizes[-1] == bound  # full, and never beyond
+    assert len(set(sizes)) == 5  # 64, 128, 256, 512, then 1,000 slots
+
+
+def test_extractions_history_grows_in_batches_and_keeps_every_entry_in_its_slot() -> None:
+    """PRADA's history takes batches of up to 64 queries; growing (64 rows, doubling) it keeps
+    each entry at the slot it would have had in an array allocated whole, through the wrap."""
+    from bastion.detect.extraction import _Points
+
+    rng = np.random.default_rng(4)
+    pts = rng.normal(size=(3000, 6)).astype(np.float32)
+    ring, seq = _Points(500, 6), 0
+    held = []
+    while seq < len(pts):
+        m = min(int(rng.integers(1, 65)), len(pts) - seq)
+        ring.extend(pts[seq : seq + m], (pts[seq : seq + m] ** 2).sum(1), np.arange(seq, seq + m))
+        seq += m
+        held.append(ring.nbytes)
+        first = seq - ring.size
+        slots = np.arange(first, seq) % ring.capacity
+        np.testing.assert_array_equal(ring.vec[slots], pts[first:seq])
+        np.testing.assert_array_equal(ring.label[slots], np.arange(first, seq))
+    assert held[0] < held[-1] == _Points.bound(500, 6)

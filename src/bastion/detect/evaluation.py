@@ -62,7 +62,8 @@ class EvalResult:
     benign_flagged: int = 0
     benign_queries: int = 0
     cost_ms: float = 0.0  # detectors' own time per benign query (all detectors together)
-    memory_bytes_per_principal: int = 0
+    memory_bytes_per_principal: int = 0  # at most (a full history)
+    memory_bytes_held: int = 0  # the mean held per benign principal, after the benign streams
     extraction: list[dict[str, Any]] = field(default_factory=list)
     benign_after_principals: int = 0  # other benign users, after all the attacks
     benign_after_flagged: int = 0
@@ -162,6 +163,7 @@ def evaluate(plan: EvalPlan, progress: Any = None) -> list[EvalResult]:
                 res = EvalResult(task_name, conf)
                 say(f"{task_name}/{conf}: benign streams")
                 _benign(arena, res, plan.benign, plan.seed)
+                res.memory_bytes_held = _held(arena)
                 say(f"{task_name}/{conf}: attacks")
                 runs = _run_attacks(arena, plan, points[: plan.runs], "")
                 for (attack, source), tallies in runs.items():
@@ -209,4 +211,16 @@ def _memory(arena: Arena) -> int:
         for det in getattr(policy, "detectors", []):
             fn = getattr(getattr(det, "det", det), "memory_bytes", None)
             total += int(fn()) if fn else 0
+    return total
+
+
+def _held(arena: Arena) -> int:
+    """Mean bytes the detectors hold now per principal they track (histories grow with use)."""
+    total = 0
+    for policy in arena.guard.policies:
+        for det in getattr(policy, "detectors", []):
+            fn = getattr(getattr(det, "det", det), "memory_held", None)
+            if fn:
+                n, held = fn()
+                total += held // max(n, 1)
     return total

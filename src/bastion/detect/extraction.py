@@ -50,6 +50,7 @@ __all__ = ["ExtractionDetector", "ExtractionOptions"]
 
 PRADA_SAMPLE = 500  # the newest distances the normality test judges
 _SETTLE_AT = 64  # queries taken before they are measured, at the latest
+_FIRST = 64  # rows a history starts with (it doubles as it fills)
 
 
 class ExtractionOptions(BaseModel):
@@ -79,25 +80,45 @@ class _Points:
     """What PRADA and coverage need of a principal's history: vectors, their squared norms and
     labels, oldest overwritten first. It holds `_SETTLE_AT` entries beyond its `history`, so
     a batch of queries can be written before it is measured without overwriting anything an
-    earlier query of the batch still counts as a predecessor. Memory:
+    earlier query of the batch still counts as a predecessor. Its arrays grow with it (from
+    `_FIRST` rows, doubling): most principals send a few dozen queries. Memory: at most
     (history + `_SETTLE_AT`) × (4·dim + 8) bytes."""
 
+    vec: npt.NDArray[np.float32]
+    sq: npt.NDArray[np.float32]
+    label: npt.NDArray[np.int32]
+
     def __init__(self, history: int, dim: int) -> None:
-        self.history = history
+        self.history, self.dim = history, dim
         self.capacity, self.size, self.cursor = history + _SETTLE_AT, 0, 0
-        self.vec = np.zeros((self.capacity, dim), dtype=np.float32)
-        self.sq = np.zeros(self.capacity, dtype=np.float32)
-        self.label = np.zeros(self.capacity, dtype=np.int32)
+        self._allocate(min(self.capacity, _FIRST))
+
+    def _allocate(self, rows: int) -> None:
+        vec = np.zeros((rows, self.dim), dtype=np.float32)
+        sq = np.zeros(rows, dtype=np.float32)
+        label = np.zeros(rows, dtype=np.int32)
+        if self.size:  # (only while not full: every entry keeps its slot)
+            n = self.size
+            vec[:n], sq[:n], label[:n] = self.vec[:n], self.sq[:n], self.label[:n]
+        self.vec, self.sq, self.label = vec, sq, label
 
     @property
     def nbytes(self) -> int:
         return self.vec.nbytes + self.sq.nbytes + self.label.nbytes
+
+    @staticmethod
+    def bound(history: int, dim: int) -> int:
+        """Bytes held when full."""
+        return (history + _SETTLE_AT) * (4 * dim + 8)
 
     def extend(
         self, vecs: npt.NDArray[np.float32], sq: npt.NDArray[np.float32], labels: npt.NDArray[Any]
     ) -> None:
         """Append in order (at most `_SETTLE_AT` at a time)."""
         m, c = len(vecs), self.cursor
+        room = len(self.vec)
+        if c + m > room and room < self.capacity:  # not full, out of room: grow
+            self._allocate(min(max(2 * room, c + m), self.capacity))
         if c + m <= self.capacity:  # (one block: no index arrays)
             self.vec[c : c + m], self.sq[c : c + m], self.label[c : c + m] = vecs, sq, labels
         else:
@@ -191,7 +212,14 @@ class ExtractionDetector:
 
     def memory_bytes(self) -> int:
         """Bytes held per principal: its history ring plus the distances PRADA judges."""
-        return _Points(self.opts.history, self.profile.dim).nbytes + 8 * PRADA_SAMPLE
+        return _Points.bound(self.opts.history, self.profile.dim) + 8 * PRADA_SAMPLE
+
+    def memory_held(self) -> tuple[int, int]:
+        """(principals tracked, bytes their histories hold now; see `memory_bytes`)."""
+        with self._lock:
+            states = list(self.states.values())
+        held = sum(st.ring.nbytes + st.dist.buf.nbytes + st.visited.nbytes for st in states)
+        return len(states), held
 
     def _state(self, principal: str) -> _Principal:
         st = self.states.get(principal)

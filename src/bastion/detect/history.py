@@ -26,6 +26,7 @@ import numpy.typing as npt
 __all__ = ["EMPTY", "LEAD", "Entry", "Neighbours", "Recent", "Ring", "between", "owner_id"]
 
 LEAD = 8  # leading feature columns searched first (a lower bound of the full distance)
+_FIRST = 64  # slots a ring starts with (it doubles as it fills)
 _ROUNDING = 2e-6  # bound on float32 rounding of an expanded squared distance, relative to |v|²
 
 _HEAD = struct.Struct("<dqiiffB")  # time, owner, label, depth, step, score, flags
@@ -98,24 +99,46 @@ class Neighbours(NamedTuple):
 
 class Ring:
     """Fixed-capacity history; the oldest entry is overwritten, entries older than `ttl_s`
-    are ignored. Memory: capacity × (4·(dim + lead) + 50) bytes."""
+    are ignored. Its arrays grow with it, doubling from `_FIRST` slots up to the capacity: a
+    guard tracks thousands of principals, most of whom send a few dozen queries, and rings
+    allocated whole at their first query held 1.7–2.3 MiB each (10,000 principals: 23 GB).
+    Memory: at most capacity × (4·(dim + lead) + 50) bytes; `nbytes` is what it holds now."""
+
+    vec: npt.NDArray[np.float32]
+    _lead: npt.NDArray[np.float32]
+    sq: npt.NDArray[np.float32]
+    meta: npt.NDArray[np.void]
 
     def __init__(self, capacity: int, dim: int, ttl_s: float | None = None) -> None:
         self.capacity = capacity
         self.ttl_s = ttl_s
+        self.dim = dim
         self.lead = min(LEAD, dim)
-        self.vec = np.zeros((capacity, dim), dtype=np.float32)  # row-major: rows gathered
+        self._q = np.ones(self.lead + 1, dtype=np.float32)  # the query side of the bound
+        self._allocate(min(capacity, _FIRST))
+        self.suspects = 0  # entries held whose sender was under suspicion
+        self.suspect_by: dict[int, int] = {}  # ... per sender
+        self.size = 0
+        self.cursor = 0
+
+    def _allocate(self, slots: int) -> None:
+        """(Re)allocate room for `slots` entries, keeping those held (only while not full, so
+        every entry keeps its slot)."""
+        held = getattr(self, "size", 0)
+        vec = np.zeros((slots, self.dim), dtype=np.float32)  # row-major: rows gathered
         # column 0: squared norm of the lead columns; then the lead columns. Column-major, so
         # the block is contiguous per column: one product gives every lower bound
-        self._lead = np.zeros((capacity, self.lead + 1), dtype=np.float32, order="F")
-        self._q = np.ones(self.lead + 1, dtype=np.float32)  # the query side of the bound
-        self._low = np.empty(capacity, dtype=np.float32)  # the bounds (no allocation per query)
-        self.sq = np.zeros(capacity, dtype=np.float32)
+        lead = np.zeros((slots, self.lead + 1), dtype=np.float32, order="F")
+        sq = np.zeros(slots, dtype=np.float32)
         # what provenance reads of a neighbour, one record per entry: written in one step, and
         # the neighbours' records gathered in one step
-        self.meta = np.zeros(capacity, dtype=_META)
-        self.meta["time"] = -np.inf
-        meta = self.meta
+        meta = np.zeros(slots, dtype=_META)
+        meta["time"] = -np.inf
+        if held:
+            vec[:held], lead[:held], sq[:held] = self.vec[:held], self._lead[:held], self.sq[:held]
+            meta[:held] = self.meta[:held]
+        self.vec, self._lead, self.sq, self.meta = vec, lead, sq, meta
+        self._low = np.empty(slots, dtype=np.float32)  # the bounds (no allocation per query)
         self.time, self.owner, self.label = meta["time"], meta["owner"], meta["label"]
         self.depth, self.step, self.suspect, self.root = (
             meta["depth"],
@@ -124,20 +147,24 @@ class Ring:
             meta["root"],
         )
         self.known = meta["known"]
-        self.suspects = 0  # entries held whose sender was under suspicion
-        self.suspect_by: dict[int, int] = {}  # ... per sender
-        self.size = 0
-        self.cursor = 0
 
     @property
     def nbytes(self) -> int:
         held = self.vec.nbytes + self._lead.nbytes
         return held + self.sq.nbytes + self.meta.nbytes + self._low.nbytes
 
+    @staticmethod
+    def bound(capacity: int, dim: int) -> int:
+        """Bytes a ring of `capacity` holds when full."""
+        lead = min(LEAD, dim)
+        return capacity * (4 * dim + 4 * (lead + 1) + 4 + _META.itemsize + 4)
+
     def add(self, e: Entry, norms: tuple[float, float] | None = None) -> None:
         """Remember `e`, overwriting the oldest entry when full; `norms` (`norms(e.vector)`)
         saves computing them again when one query goes into several rings."""
         i = self.cursor
+        if i == len(self.vec) < self.capacity:  # not full, out of room: grow
+            self._allocate(min(2 * i, self.capacity))
         v = e.vector
         self.vec[i] = v
         lead, sq = norms or self.norms(v)

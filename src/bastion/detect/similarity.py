@@ -214,10 +214,21 @@ class SimilarityDetector:
 
     def memory_bytes(self) -> int:
         """Bytes of history held for one principal (the global ring is shared)."""
-        held = Ring(self.opts.history, self.profile.dim).nbytes
+        held = Ring.bound(self.opts.history, self.profile.dim)
         if self.weights.sign_step:
             held += _SIGN_MEMORY * int(np.prod(self.profile.shape)) * 8
         return held + Recent(self.opts.window, self.profile.dim).nbytes
+
+    def memory_held(self) -> tuple[int, int]:
+        """(principals tracked, bytes their histories hold now): rings grow with their
+        principal's queries, so this is what real traffic costs, below `memory_bytes` each."""
+        with self._lock:
+            tracks = list(self.tracks.values())
+        held = 0
+        for t in tracks:
+            held += t.ring.nbytes + t.recent.nbytes
+            held += t.steps.recent.nbytes if t.steps and t.steps.recent is not None else 0
+        return len(tracks), held
 
     def _off_manifold(self, v: npt.NDArray[np.float32]) -> bool:
         if not np.isfinite(self._far2):
