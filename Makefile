@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,serve,report,sign,bom,jwt,redis,onnx,h5,7z,ray
+EXTRAS ?= dev,serve,report,sign,bom,jwt,redis,onnx,h5,7z,ray,ann
 # Extra packages to install into the venv, e.g. CI's `PIP_EXTRA=torch==2.13.0`.
 PIP_EXTRA ?=
 

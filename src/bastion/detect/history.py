@@ -23,6 +23,8 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from bastion.detect.ann import Graphs
+
 __all__ = ["EMPTY", "LEAD", "Entry", "Neighbours", "Recent", "Ring", "between", "owner_id"]
 
 LEAD = 8  # leading feature columns searched first (a lower bound of the full distance)
@@ -109,8 +111,12 @@ class Ring:
     sq: npt.NDArray[np.float32]
     meta: npt.NDArray[np.void]
 
-    def __init__(self, capacity: int, dim: int, ttl_s: float | None = None) -> None:
+    def __init__(
+        self, capacity: int, dim: int, ttl_s: float | None = None, index: str = "exact"
+    ) -> None:
         self.capacity = capacity
+        # "hnsw": candidates from faiss graphs (`ann`), for a history too large to scan
+        self.graphs = Graphs(capacity, dim) if index == "hnsw" else None
         self.ttl_s = ttl_s
         self.dim = dim
         self.lead = min(LEAD, dim)
@@ -150,7 +156,7 @@ class Ring:
 
     @property
     def nbytes(self) -> int:
-        held = self.vec.nbytes + self._lead.nbytes
+        held = self.vec.nbytes + self._lead.nbytes + (self.graphs.nbytes if self.graphs else 0)
         return held + self.sq.nbytes + self.meta.nbytes + self._low.nbytes
 
     @staticmethod
@@ -183,6 +189,8 @@ class Ring:
         self.meta[i] = (e.time, e.owner, e.label, e.depth, e.step, e.suspect, e.root, e.known)
         self.cursor = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
+        if self.graphs is not None:
+            self.graphs.add(v)
 
     def norms(self, v: npt.NDArray[np.float32]) -> tuple[float, float]:
         """Squared norms of `v`'s lead columns and of all of it, as `add` stores them."""
@@ -209,15 +217,18 @@ class Ring:
         if n == 0:
             return EMPTY
         r2 = radius * radius
-        q, head = self._q, v[: self.lead]
-        np.multiply(head, -2.0, out=q[1:])
-        vv_lead = float(np.dot(head, head))
-        # |x_lead|² - 2 x_lead·v_lead + |v_lead|² is an exact lower bound of |x - v|²; a
-        # little slack for float32 rounding
-        # (matmul, not dot: until the ring is full the block's columns are strided, and
-        # numpy's dot then leaves BLAS for a loop ten times slower; matmul passes the stride)
-        low = np.matmul(self._lead[:n], q, out=self._low[:n])
-        hit = (low <= r2 - vv_lead + 1e-4 * (r2 + vv_lead) + 1e-6).nonzero()[0]
+        if self.graphs is not None:
+            hit = self.graphs.candidates(v, r2, n)
+        else:
+            q, head = self._q, v[: self.lead]
+            np.multiply(head, -2.0, out=q[1:])
+            vv_lead = float(np.dot(head, head))
+            # |x_lead|² - 2 x_lead·v_lead + |v_lead|² is an exact lower bound of |x - v|²; a
+            # little slack for float32 rounding
+            # (matmul, not dot: until the ring is full the block's columns are strided, and
+            # numpy's dot then leaves BLAS for a loop ten times slower; matmul passes the stride)
+            low = np.matmul(self._lead[:n], q, out=self._low[:n])
+            hit = (low <= r2 - vv_lead + 1e-4 * (r2 + vv_lead) + 1e-6).nonzero()[0]
         if hit.size and keep is not None:
             hit = hit[keep(hit)]
         if hit.size == 0 or (unless is not None and not unless(hit)):

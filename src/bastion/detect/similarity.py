@@ -20,7 +20,7 @@ import dataclasses
 import threading
 import uuid
 from collections import OrderedDict, deque
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +45,11 @@ class SimilarityOptions(BaseModel):
     radius_scale: float = Field(default=1.0, gt=0, description="multiplies the profile radius")
     history: int = Field(default=10_000, ge=16, description="queries remembered per principal")
     global_history: int = Field(default=10_000, ge=16, description="queries remembered in all")
+    global_index: Literal["exact", "hnsw"] = Field(
+        default="exact",
+        description="how the global history is searched: exact (cheaper up to a few tens of "
+        "thousands of queries) or hnsw (faiss graphs, the `ann` extra, for a larger history)",
+    )
     ttl_s: float | None = Field(default=None, gt=0, description="forget queries older than this")
     k: int = Field(default=8, ge=1, le=64)
     window: int = Field(default=10, ge=2, description="recent queries judged as one campaign")
@@ -151,7 +156,9 @@ class SimilarityDetector:
         self.spread = max(self.profile.spread * options.spread_scale, self.radius)
         self.weights = weights or _weights(options.weights)
         self.tracks: OrderedDict[str, _Track] = OrderedDict()
-        self.global_ring = Ring(options.global_history, self.profile.dim, options.ttl_s)
+        self.global_ring = Ring(
+            options.global_history, self.profile.dim, options.ttl_s, options.global_index
+        )
         # lineages some principal kept sending into while under suspicion, and who (bounded)
         self.caught: OrderedDict[int, int] = OrderedDict()
         self.relay = Relay(self.global_ring, self.radius, self.weights, options)
