@@ -278,13 +278,16 @@ class ExtractionDetector:
         dist = np.sqrt(np.maximum(best, 0.0))
         # repeats and near-duplicates are the similarity detector's business; PRADA judges
         # the spread of genuinely new queries (otherwise every retry bends it)
-        st.dist.extend(dist[np.isfinite(dist) & (dist > self.profile.radius)])
+        new = dist > self.profile.radius  # (no same-label predecessor: inf, new too)
+        st.dist.extend(dist[np.isfinite(dist) & new])
         c2 = twice @ self._cells_t
         c2 += self.cell_sq
         j = c2.argmin(axis=1)
         st.visited[j] = True
         near2 = c2[np.arange(m), j] + vv
-        st.far += int(np.count_nonzero(near2 > self.profile.cell_radius**2))
+        # off-manifold inputs count once each: a user who re-sends and edits one unusual item
+        # is not spraying noise (retries and light edits of it are near-duplicates)
+        st.far += int(np.count_nonzero((near2 > self.profile.cell_radius**2) & new))
 
     def prada_statistic(self, dist: _Sample | Iterable[float]) -> float:
         """W of the principal's new-query distances without a few far-out ones (1 when
