@@ -1,4 +1,5 @@
-"""Bounded query histories: a numpy ring buffer searched exactly, persisted through the store.
+"""Bounded query histories: a numpy ring buffer searched exactly (or, for a large global
+history, through `ann`'s graphs), persisted through the store.
 
 The search runs over an in-process array, whatever the store, in two exact
 stages: the first `LEAD` feature columns (the profile's leading principal
@@ -121,16 +122,16 @@ class Ring:
         self.dim = dim
         self.lead = min(LEAD, dim)
         self._q = np.ones(self.lead + 1, dtype=np.float32)  # the query side of the bound
-        self._allocate(min(capacity, _FIRST))
         self.suspects = 0  # entries held whose sender was under suspicion
         self.suspect_by: dict[int, int] = {}  # ... per sender
         self.size = 0
         self.cursor = 0
+        self._allocate(min(capacity, _FIRST))
 
     def _allocate(self, slots: int) -> None:
         """(Re)allocate room for `slots` entries, keeping those held (only while not full, so
         every entry keeps its slot)."""
-        held = getattr(self, "size", 0)
+        held = self.size
         vec = np.zeros((slots, self.dim), dtype=np.float32)  # row-major: rows gathered
         # column 0: squared norm of the lead columns; then the lead columns. Column-major, so
         # the block is contiguous per column: one product gives every lower bound
