@@ -48,3 +48,6 @@ def test_eval_writes_an_html_report_with_plots_and_json(run_cli, tmp_path: Path)
     assert res[0]["task"] == "cancer" and res[0]["benign_principals"] == 5
     assert res[0]["benign_after_principals"] == 4 and "after the attacks" in page
     assert {row["attack"] for row in res[0]["rows"]} >= {"simba-pixel", "hopskipjump-l2"}
+    # memory: the bound for a full history, and far less held by five short benign streams
+    assert 0 < res[0]["memory_bytes_held"] < res[0]["memory_bytes_per_principal"] / 10
+    assert "held on average by the benign ones" in r.stdout

@@ -140,7 +140,8 @@ def eval_(
             f"{r.task}/{r.configuration}: benign FPR {r.benign_flagged}/{r.benign_principals} "
             f"({r.fpr:.2%}), after the attacks {r.benign_after_flagged}/"
             f"{r.benign_after_principals}, cost {r.cost_ms:.3f} ms/query, "
-            f"memory {r.memory_bytes_per_principal / 1024:.0f} KiB/principal"
+            f"memory per principal at most {r.memory_bytes_per_principal / 1024:.0f} KiB, "
+            f"{r.memory_bytes_held / 1024:.1f} KiB held on average by the benign ones"
         )
     output.write_text(render_html(results, asdict(plan)))
     typer.echo(f"report: {output}", err=True)
