@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bastion.detect.history import input_key
 from bastion.errors import ConfigError
 
 __all__ = ["Graphs"]
@@ -106,7 +107,7 @@ class Graphs:
                 self.gens[-1].flush()
             self.gens.append(self._generation(seq))
         gen = self.gens[-1]
-        key = hash(np.ascontiguousarray(v, dtype=np.float32).tobytes())
+        key = input_key(v)
         known = gen.ids.get(key)
         if known is not None:
             gen.members[known].append(seq)

@@ -206,6 +206,13 @@ def extraction_run(
     xs: list[npt.NDArray[np.float64]] = []
     ys: list[npt.NDArray[np.int64]] = []
     curve: list[tuple[int, float]] = []
+
+    def copy(n: int, x: npt.NDArray[np.float64], y: npt.NDArray[np.int64]) -> None:
+        """The fidelity of a copy fitted on the first `n` answers (two classes needed)."""
+        if len(np.unique(y)) > 1:
+            model = fit_surrogate(x, y, kind="logistic", seed=seed, max_iter=60)
+            curve.append((n, float(np.mean(predict_labels(model, x_eval) == truth))))
+
     seen = 0
     while seen < budget:
         if strategy == "natural":
@@ -227,20 +234,11 @@ def extraction_run(
             # the first answers one at a time: an easy model is copied within a handful of
             # them, before any detector can tell a thief from a user (cancer: 3)
             for k in range(2, len(b)):
-                if len(np.unique(r.labels[:k])) > 1:
-                    model = fit_surrogate(
-                        b[:k], r.labels[:k], kind="logistic", seed=seed, max_iter=60
-                    )
-                    curve.append((k, float(np.mean(predict_labels(model, x_eval) == truth))))
+                copy(k, b[:k], r.labels[:k])
         seen += len(b)
         # fine-grained early on: a simple model can be copied within a few dozen queries
         if seen <= 10 * batch or seen % (5 * batch) == 0 or seen >= budget:
-            y = np.concatenate(ys)
-            if len(np.unique(y)) > 1:
-                model = fit_surrogate(
-                    np.concatenate(xs), y, kind="logistic", seed=seed, max_iter=60
-                )
-                curve.append((seen, float(np.mean(predict_labels(model, x_eval) == truth))))
+            copy(seen, np.concatenate(xs), np.concatenate(ys))
     tally = target.tally
     tally.extra["strategy"] = strategy
     tally.extra["curve"] = curve

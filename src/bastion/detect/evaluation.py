@@ -205,22 +205,24 @@ def evaluate(plan: EvalPlan, progress: Any = None) -> list[EvalResult]:
     return results
 
 
+def _detectors(arena: Arena) -> list[Any]:
+    """The arena's detectors themselves (unwrapped from the harness's timers)."""
+    return [
+        getattr(det, "det", det)
+        for policy in arena.guard.policies
+        for det in getattr(policy, "detectors", [])
+    ]
+
+
 def _memory(arena: Arena) -> int:
-    total = 0
-    for policy in arena.guard.policies:
-        for det in getattr(policy, "detectors", []):
-            fn = getattr(getattr(det, "det", det), "memory_bytes", None)
-            total += int(fn()) if fn else 0
-    return total
+    return sum(int(det.memory_bytes()) for det in _detectors(arena) if hasattr(det, "memory_bytes"))
 
 
 def _held(arena: Arena) -> int:
     """Mean bytes the detectors hold now per principal they track (histories grow with use)."""
     total = 0
-    for policy in arena.guard.policies:
-        for det in getattr(policy, "detectors", []):
-            fn = getattr(getattr(det, "det", det), "memory_held", None)
-            if fn:
-                n, held = fn()
-                total += held // max(n, 1)
+    for det in _detectors(arena):
+        if hasattr(det, "memory_held"):
+            n, held = det.memory_held()
+            total += held // max(n, 1)
     return total

@@ -19,14 +19,25 @@ import hashlib
 import struct
 from collections.abc import Callable
 from functools import lru_cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from bastion.detect.ann import Graphs
+if TYPE_CHECKING:
+    from bastion.detect.ann import Graphs
 
-__all__ = ["EMPTY", "LEAD", "Entry", "Neighbours", "Recent", "Ring", "between", "owner_id"]
+__all__ = [
+    "EMPTY",
+    "LEAD",
+    "Entry",
+    "Neighbours",
+    "Recent",
+    "Ring",
+    "between",
+    "input_key",
+    "owner_id",
+]
 
 LEAD = 8  # leading feature columns searched first (a lower bound of the full distance)
 _FIRST = 64  # slots a ring starts with (it doubles as it fills)
@@ -117,7 +128,11 @@ class Ring:
     ) -> None:
         self.capacity = capacity
         # "hnsw": candidates from faiss graphs (`ann`), for a history too large to scan
-        self.graphs = Graphs(capacity, dim) if index == "hnsw" else None
+        self.graphs: Graphs | None = None
+        if index == "hnsw":
+            from bastion.detect.ann import Graphs  # (only then: faiss is an optional extra)
+
+            self.graphs = Graphs(capacity, dim)
         self.ttl_s = ttl_s
         self.dim = dim
         self.lead = min(LEAD, dim)
@@ -365,6 +380,12 @@ def _squared(diff: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 @lru_cache(maxsize=8)
 def _ones(dim: int) -> npt.NDArray[np.float32]:
     return np.ones(dim, dtype=np.float32)
+
+
+def input_key(v: npt.NDArray[np.float32]) -> int:
+    """A key for one exact input (its float32 bytes): the same input sent twice, by anyone,
+    has the same key."""
+    return hash(np.ascontiguousarray(v, dtype=np.float32).tobytes())
 
 
 @lru_cache(maxsize=65_536)  # hashed on every query, by every detector

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bastion.detect.history import EMPTY, Entry, Neighbours, Ring
+from bastion.detect.history import EMPTY, Entry, Neighbours, Ring, input_key
 from bastion.detect.provenance import Weights
 
 __all__ = ["Relay"]
@@ -67,7 +67,7 @@ class Relay:
         """Whether some principal sent exactly this input before any suspicion (within the
         history's TTL, when it has one and `now` is given): a catalogue item (popular items,
         the very item an attack started from)."""
-        seen = self.catalogue.get(hash(v.tobytes()))
+        seen = self.catalogue.get(input_key(v))
         if seen is None:
             return False
         ttl = self.ring.ttl_s
@@ -76,7 +76,7 @@ class Relay:
     def remember(self, e: Entry) -> None:
         """Take in an entry about to be added to the global history."""
         if not e.suspect:
-            key = hash(np.ascontiguousarray(e.vector, dtype=np.float32).tobytes())
+            key = input_key(e.vector)
             self.catalogue[key] = e.time
             self.catalogue.move_to_end(key)
             if len(self.catalogue) > self.catalogue_cap:
